@@ -1,0 +1,1 @@
+"""genzoo's export layer: trained decoders and generators -> SavedModel and ONNX."""

@@ -1,0 +1,71 @@
+"""Argument checks shared by the models: one clear ValueError per bad input."""
+
+import numbers
+
+
+def image_shape(value, downsamplings=2):
+    """Validate `image_shape` as (H, W, C), H and W divisible by 2**downsamplings, C in {1, 3}."""
+    factor = 2**downsamplings
+    hint = f"expected (height, width, channels) with height and width divisible by {factor} and channels in {{1, 3}}, e.g. (28, 28, 1) or (32, 32, 3)"
+    try:
+        shape = tuple(value)
+    except TypeError:
+        raise ValueError(f"image_shape={value!r} is not a shape: {hint}.") from None
+    if len(shape) != 3 or not all(isinstance(d, numbers.Integral) and not isinstance(d, bool) for d in shape):
+        raise ValueError(f"image_shape={value!r} must be three integers: {hint}.")
+    height, width, channels = (int(d) for d in shape)
+    if channels not in (1, 3):
+        raise ValueError(f"image_shape={value!r} has {channels} channels; allowed channels are 1 and 3: {hint}.")
+    if height < factor or width < factor or height % factor or width % factor:
+        raise ValueError(
+            f"image_shape={value!r}: height and width must be positive multiples of {factor} "
+            f"(the networks halve the resolution {downsamplings} times); resize or crop your images: {hint}."
+        )
+    return (height, width, channels)
+
+
+def positive_int(name, value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name}={value!r} must be an integer >= 1.")
+    return int(value)
+
+
+def non_negative_float(name, value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value >= 0:
+        raise ValueError(f"{name}={value!r} must be a number >= 0.")
+    return float(value)
+
+
+def choice(name, value, allowed):
+    if value not in allowed:
+        allowed_text = ", ".join(repr(a) for a in allowed)
+        raise ValueError(f"{name}={value!r} is not supported; allowed values are {allowed_text}.")
+    return value
+
+
+def filters(name, value):
+    try:
+        widths = tuple(value)
+    except TypeError:
+        raise ValueError(f"{name}={value!r} must be a sequence of positive integers, e.g. (32, 64).") from None
+    if not widths:
+        raise ValueError(f"{name}={value!r} must name at least one layer width, e.g. (32, 64).")
+    return tuple(positive_int(f"{name}[{i}]", w) for i, w in enumerate(widths))
+
+
+def batch_images(images, expected_shape, where):
+    """Check the static shape of a batch of images against the model's image_shape."""
+    shape = tuple(images.shape)
+    if len(shape) != 4:
+        raise ValueError(
+            f"{where}: images must be a 4-D float batch (batch, height, width, channels) of shape "
+            f"(None, {', '.join(map(str, expected_shape))}); got shape {shape}. "
+            "Add a batch axis and a channel axis (e.g. x[..., None] for grey images)."
+        )
+    got = tuple(shape[1:])
+    if any(g is not None and g != e for g, e in zip(got, expected_shape)):
+        raise ValueError(
+            f"{where}: images have shape {got} per example but the model was built for "
+            f"image_shape={tuple(expected_shape)}; resize the data or build the model with "
+            f"image_shape={tuple(g for g in got)}."
+        )

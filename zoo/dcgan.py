@@ -1,0 +1,199 @@
+"""The deep convolutional GAN."""
+
+import keras
+from keras import ops
+
+from zoo import _checks, losses, networks
+from zoo.base import GenerativeModel, _tensorflow
+
+GAN_LOSSES = ("non_saturating", "minimax")
+_WIDTHS = (64, 128, 256, 512)
+
+
+def default_stages(image_shape):
+    """Up/down-sampling stages: as many halvings as keep the bottom at >= 4 pixels (2 to 4)."""
+    height, width, _ = image_shape
+    stages = 2
+    while stages < 4 and height % 2 ** (stages + 1) == 0 and width % 2 ** (stages + 1) == 0 and min(height, width) // 2 ** (stages + 1) >= 4:
+        stages += 1
+    return stages
+
+
+def default_optimizer():
+    """Adam(2e-4, beta_1=0.5), the setting of Radford et al. (2016)."""
+    return keras.optimizers.Adam(learning_rate=2e-4, beta_1=0.5)
+
+
+@keras.saving.register_keras_serializable(package="genzoo")
+class DCGAN(GenerativeModel):
+    """Deep convolutional GAN (Radford et al. 2016) trained on the game of
+    Goodfellow et al. (2014).
+
+    Each batch makes one discriminator update on J(D) = -E log D(x) -
+    E log(1 - D(G(z))), then one generator update on a fresh z. The generator
+    has strided transposed convolutions, batch norm and ReLU, and a tanh
+    output; the discriminator strided convolutions, batch norm (not on its
+    input layer) and LeakyReLU(0.2). The tanh range [-1, 1] stays inside:
+    `generate`/`sample` return images in [0, 1], and `fit` takes [0, 1] images.
+
+    Args:
+        image_shape: tuple (H, W, C). H and W divisible by 2**stages, C in {1, 3}.
+        latent_dim: int. Dimension of z ~ N(0, I). Defaults to 100.
+        loss: str. `"non_saturating"`: G descends -log D(G(z)); `"minimax"`:
+            G descends log(1 - D(G(z))), the original game. Defaults to
+            `"non_saturating"`.
+        generator_filters: tuple of int or None. Widths before each
+            upsampling, widest first. Defaults to None: (128, 64) for 28x28,
+            (256, 128, 64) for 32x32, (512, 256, 128, 64) for 64x64.
+        discriminator_filters: tuple of int or None. Widths of the strided
+            convolutions. Defaults to None: the generator's, reversed.
+        kernel_size: int. Defaults to 5.
+        seed: int or None. Seeds the training noise and `sample()`.
+
+    Tracked: `d_loss`, `g_loss`, `real_score` (mean D(x)), `fake_score`
+    (mean D(G(z)) seen by the discriminator update).
+
+    Example:
+    >>> gan = DCGAN((28, 28, 1))
+    >>> gan.compile()  # Adam(2e-4, beta_1=0.5) for both players
+    >>> gan.fit(images, epochs=20)
+    >>> grid = gan.sample(64, seed=0)
+    """
+
+    def __init__(
+        self,
+        image_shape,
+        latent_dim=100,
+        loss="non_saturating",
+        generator_filters=None,
+        discriminator_filters=None,
+        kernel_size=5,
+        seed=None,
+        **kwargs,
+    ):
+        # Validate the basic shape before deriving the default depth from it.
+        stages = default_stages(_checks.image_shape(image_shape, 2))
+        if generator_filters is not None:
+            generator_filters = _checks.filters("generator_filters", generator_filters)
+            stages = len(generator_filters)
+        if discriminator_filters is not None:
+            discriminator_filters = _checks.filters("discriminator_filters", discriminator_filters)
+            stages = max(stages, len(discriminator_filters))
+        super().__init__(image_shape, latent_dim, downsamplings=stages, seed=seed, **kwargs)
+        self.loss_name = _checks.choice("loss", loss, GAN_LOSSES)
+        self.generator_filters = generator_filters
+        self.discriminator_filters = discriminator_filters
+        self.kernel_size = _checks.positive_int("kernel_size", kernel_size)
+        g_widths = generator_filters or _WIDTHS[:stages][::-1]
+        d_widths = discriminator_filters or g_widths[::-1]
+        self.generator = networks.dcgan_generator(self.image_shape, self.latent_dim, g_widths, self.kernel_size)
+        self.discriminator = networks.dcgan_discriminator(self.image_shape, d_widths, self.kernel_size)
+        self._noise_seed = keras.random.SeedGenerator(self._sub_seed(1))
+        self._add_trackers("d_loss", "g_loss", "real_score", "fake_score")
+        self.built = True
+
+    def _hyperparameters(self):
+        return {
+            "image_shape": self.image_shape,
+            "latent_dim": self.latent_dim,
+            "loss": self.loss_name,
+            "generator_filters": self.generator_filters,
+            "discriminator_filters": self.discriminator_filters,
+            "kernel_size": self.kernel_size,
+            "seed": self.seed,
+        }
+
+    # -- compile / saving of the two optimizers ---------------------------------
+    def compile(self, d_optimizer=None, g_optimizer=None, **kwargs):
+        """Give each player its own optimizer (default Adam(2e-4, beta_1=0.5))."""
+        if "optimizer" in kwargs:
+            raise ValueError(
+                "DCGAN.compile takes d_optimizer= and g_optimizer= (one per player), not optimizer=."
+            )
+        self.d_optimizer = keras.optimizers.get(d_optimizer) if d_optimizer is not None else default_optimizer()
+        self.g_optimizer = keras.optimizers.get(g_optimizer) if g_optimizer is not None else default_optimizer()
+        super().compile(optimizer=None, **kwargs)
+        # Build both now so a reloaded model can restore their slots before training.
+        self.d_optimizer.build(self.discriminator.trainable_variables)
+        self.g_optimizer.build(self.generator.trainable_variables)
+
+    def get_compile_config(self):
+        if not getattr(self, "compiled", False) or not hasattr(self, "d_optimizer"):
+            return {}
+        return {
+            "d_optimizer": keras.optimizers.serialize(self.d_optimizer),
+            "g_optimizer": keras.optimizers.serialize(self.g_optimizer),
+        }
+
+    def compile_from_config(self, config):
+        if not config:
+            return
+        self.compile(
+            d_optimizer=keras.optimizers.deserialize(config["d_optimizer"]),
+            g_optimizer=keras.optimizers.deserialize(config["g_optimizer"]),
+        )
+
+    # -- the public edge: [0, 1] images ----------------------------------------
+    def generate(self, z):
+        """Latents (batch, latent_dim) -> images in [0, 1]."""
+        images = self.generator(self._latents(z, "DCGAN.generate"), training=False)
+        return 0.5 * (images + 1.0)
+
+    def sample(self, n, seed=None):
+        """Draw `n` images from G(z), z ~ N(0, I). `seed` makes it reproducible."""
+        return self.generate(self._prior_sample(n, seed))
+
+    def call(self, z, training=None):
+        return 0.5 * (self.generator(self._latents(z, "DCGAN.call"), training=training) + 1.0)
+
+    def discriminate(self, images):
+        """D's probability that each image in [0, 1] is real."""
+        logits = self.discriminator(2.0 * self._images(images, "DCGAN.discriminate") - 1.0, training=False)
+        return ops.sigmoid(logits[:, 0])
+
+    # -- training --------------------------------------------------------------
+    def _noise(self, batch_size):
+        return keras.random.normal((batch_size, self.latent_dim), seed=self._noise_seed)
+
+    def train_step(self, data):
+        tf = _tensorflow()
+        real = 2.0 * self._images(data, "DCGAN.fit") - 1.0
+        batch_size = ops.shape(real)[0]
+
+        # One discriminator update. G runs outside the tape: its weights get no gradient here.
+        fake = self.generator(self._noise(batch_size), training=True)
+        with tf.GradientTape() as tape:
+            real_logits = self.discriminator(real, training=True)
+            fake_logits = self.discriminator(fake, training=True)
+            d_loss = ops.mean(losses.discriminator_loss(real_logits, fake_logits))
+            d_total = d_loss + sum(self.discriminator.losses) if self.discriminator.losses else d_loss
+        d_vars = self.discriminator.trainable_variables
+        self.d_optimizer.apply_gradients(zip(tape.gradient(d_total, d_vars), d_vars))
+
+        # Then one generator update against the updated discriminator, on fresh noise.
+        with tf.GradientTape() as tape:
+            g_fake_logits = self.discriminator(self.generator(self._noise(batch_size), training=True), training=True)
+            g_loss = ops.mean(losses.generator_loss(g_fake_logits, self.loss_name))
+            g_total = g_loss + sum(self.generator.losses) if self.generator.losses else g_loss
+        g_vars = self.generator.trainable_variables
+        self.g_optimizer.apply_gradients(zip(tape.gradient(g_total, g_vars), g_vars))
+
+        return self._update_trackers(
+            d_loss=d_loss,
+            g_loss=g_loss,
+            real_score=ops.mean(ops.sigmoid(real_logits)),
+            fake_score=ops.mean(ops.sigmoid(fake_logits)),
+        )
+
+    def test_step(self, data):
+        real = 2.0 * self._images(data, "DCGAN.evaluate") - 1.0
+        batch_size = ops.shape(real)[0]
+        fake = self.generator(self._noise(batch_size), training=False)
+        real_logits = self.discriminator(real, training=False)
+        fake_logits = self.discriminator(fake, training=False)
+        return self._update_trackers(
+            d_loss=ops.mean(losses.discriminator_loss(real_logits, fake_logits)),
+            g_loss=ops.mean(losses.generator_loss(fake_logits, self.loss_name)),
+            real_score=ops.mean(ops.sigmoid(real_logits)),
+            fake_score=ops.mean(ops.sigmoid(fake_logits)),
+        )

@@ -1,0 +1,92 @@
+"""Builders of the zoo's sub-networks, as functional `keras.Model`s.
+
+Only `keras.layers` and `keras.ops` appear here, so every network runs on any
+Keras backend; each halves (or doubles) the resolution once per entry of
+`filters`, which is why image sides must be divisible by 2**len(filters).
+"""
+
+import keras
+from keras import layers
+
+
+def _bottom_shape(image_shape, n_stages):
+    height, width, _ = image_shape
+    return height // 2**n_stages, width // 2**n_stages
+
+
+def conv_encoder(image_shape, outputs, filters=(32, 64), hidden_dim=256, kernel_size=3, name="encoder"):
+    """Strided-convolution encoder: image -> one Dense head per entry of `outputs`.
+
+    Args:
+        image_shape: (H, W, C).
+        outputs: dict of head name -> width, e.g. {"z": 16} or
+            {"mean": 16, "log_var": 16}.
+        filters: widths of the stride-2 convolutions, in order.
+        hidden_dim: width of the Dense layer before the heads (0 for none).
+    """
+    images = keras.Input(shape=image_shape, name="images")
+    x = images
+    for i, width in enumerate(filters):
+        x = layers.Conv2D(width, kernel_size, strides=2, padding="same", activation="relu", name=f"conv{i}")(x)
+    x = layers.Flatten(name="flatten")(x)
+    if hidden_dim:
+        x = layers.Dense(hidden_dim, activation="relu", name="hidden")(x)
+    heads = {head: layers.Dense(width, name=head)(x) for head, width in outputs.items()}
+    out = list(heads.values())
+    return keras.Model(images, out[0] if len(out) == 1 else out, name=name)
+
+
+def deconv_decoder(image_shape, latent_dim, filters=(64, 32), hidden_dim=256, kernel_size=3, name="decoder"):
+    """Mirror of `conv_encoder`: code -> per-pixel logits of shape image_shape.
+
+    The last layer is linear; callers apply the output non-linearity (sigmoid
+    for [0, 1] images) so losses can work on logits.
+    """
+    bottom_h, bottom_w = _bottom_shape(image_shape, len(filters))
+    z = keras.Input(shape=(latent_dim,), name="z")
+    x = z
+    if hidden_dim:
+        x = layers.Dense(hidden_dim, activation="relu", name="hidden")(x)
+    x = layers.Dense(bottom_h * bottom_w * filters[0], activation="relu", name="project")(x)
+    x = layers.Reshape((bottom_h, bottom_w, filters[0]), name="reshape")(x)
+    for i, width in enumerate(filters):
+        x = layers.Conv2DTranspose(width, kernel_size, strides=2, padding="same", activation="relu", name=f"deconv{i}")(x)
+    logits = layers.Conv2D(image_shape[-1], kernel_size, padding="same", name="logits")(x)
+    return keras.Model(z, logits, name=name)
+
+
+def dcgan_generator(image_shape, latent_dim, filters=(128, 64), kernel_size=5, name="generator"):
+    """DCGAN generator (Radford et al. 2016): project and reshape, then
+    fractionally-strided convolutions with batch norm and ReLU, tanh output in [-1, 1].
+
+    `filters` are the widths before each upsampling, widest first; the last
+    upsampling produces the image channels directly (no batch norm there).
+    """
+    bottom_h, bottom_w = _bottom_shape(image_shape, len(filters))
+    z = keras.Input(shape=(latent_dim,), name="z")
+    x = layers.Dense(bottom_h * bottom_w * filters[0], use_bias=False, name="project")(z)
+    x = layers.BatchNormalization(name="project_bn")(x)
+    x = layers.ReLU(name="project_relu")(x)
+    x = layers.Reshape((bottom_h, bottom_w, filters[0]), name="reshape")(x)
+    for i, width in enumerate(filters[1:]):
+        x = layers.Conv2DTranspose(width, kernel_size, strides=2, padding="same", use_bias=False, name=f"deconv{i}")(x)
+        x = layers.BatchNormalization(name=f"deconv{i}_bn")(x)
+        x = layers.ReLU(name=f"deconv{i}_relu")(x)
+    x = layers.Conv2DTranspose(image_shape[-1], kernel_size, strides=2, padding="same", name="to_image")(x)
+    images = layers.Activation("tanh", name="tanh")(x)
+    return keras.Model(z, images, name=name)
+
+
+def dcgan_discriminator(image_shape, filters=(64, 128), kernel_size=5, name="discriminator"):
+    """DCGAN discriminator: strided convolutions with LeakyReLU(0.2), batch norm on
+    all but the input layer (Radford et al. 2016), one real/fake logit out."""
+    images = keras.Input(shape=image_shape, name="images")
+    x = images
+    for i, width in enumerate(filters):
+        x = layers.Conv2D(width, kernel_size, strides=2, padding="same", use_bias=i == 0, name=f"conv{i}")(x)
+        if i > 0:
+            x = layers.BatchNormalization(name=f"conv{i}_bn")(x)
+        x = layers.LeakyReLU(negative_slope=0.2, name=f"conv{i}_lrelu")(x)
+    x = layers.Flatten(name="flatten")(x)
+    logits = layers.Dense(1, name="logit")(x)
+    return keras.Model(images, logits, name=name)

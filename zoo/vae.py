@@ -1,0 +1,140 @@
+"""The variational autoencoder."""
+
+import keras
+from keras import ops
+
+from zoo import _checks, losses, networks
+from zoo.base import GenerativeModel, _tensorflow
+from zoo.layers import Sampling
+
+LIKELIHOODS = ("bernoulli", "gaussian")
+# Lower bound on the learned log standard deviation of the Gaussian decoder:
+# keeps the likelihood finite when the decoder fits a pixel exactly.
+_MIN_LOG_SCALE = -7.0
+
+
+@keras.saving.register_keras_serializable(package="genzoo")
+class VAE(GenerativeModel):
+    """Variational autoencoder (Kingma & Welling 2014).
+
+    The encoder gives the mean and log-variance of q(z|x); a `Sampling` layer
+    draws z by the reparameterisation trick; the decoder gives p(x|z). The
+    loss is the negative ELBO per image, averaged over the batch:
+
+        -log p(x|z) + beta * KL(q(z|x) || N(0, I))
+
+    with the KL term in closed form. `beta != 1` gives the beta-VAE of
+    Higgins et al. (2017).
+
+    Args:
+        image_shape: tuple (H, W, C). H and W divisible by 2**len(filters),
+            C in {1, 3}.
+        latent_dim: int. Dimension of z.
+        likelihood: str. `"bernoulli"`: pixels are Bernoulli with logits from
+            the decoder (for binary or [0, 1] grey images); `"gaussian"`:
+            pixels are N(mean, sigma^2) with mean = sigmoid(decoder output)
+            and one learned sigma (the sigma-VAE of Rybkin et al. 2021).
+            Defaults to `"bernoulli"`.
+        beta: float. Weight of the KL term. Defaults to 1.0.
+        filters: tuple of int. Encoder conv widths (decoder mirrors them).
+            Defaults to (32, 64).
+        hidden_dim: int. Dense layer before/after z, 0 for none. Defaults to 256.
+        seed: int or None. Seeds the sampling layer and `sample()`.
+            Defaults to None.
+
+    Tracked: `loss` (negative ELBO with beta), `reconstruction_loss`
+    (-log p(x|z), nats per image), `kl_loss` (nats per image).
+
+    Example:
+    >>> vae = VAE((28, 28, 1), latent_dim=16)
+    >>> vae.compile(optimizer=keras.optimizers.Adam(1e-3))
+    >>> vae.fit(images, epochs=10)          # float32 in [0, 1], NHWC
+    >>> new_images = vae.sample(64, seed=0)  # decode z ~ N(0, I)
+    """
+
+    def __init__(
+        self,
+        image_shape,
+        latent_dim,
+        likelihood="bernoulli",
+        beta=1.0,
+        filters=(32, 64),
+        hidden_dim=256,
+        seed=None,
+        **kwargs,
+    ):
+        filters = _checks.filters("filters", filters)
+        super().__init__(image_shape, latent_dim, downsamplings=len(filters), seed=seed, **kwargs)
+        self.likelihood = _checks.choice("likelihood", likelihood, LIKELIHOODS)
+        self.beta = _checks.non_negative_float("beta", beta)
+        self.filters = filters
+        self.hidden_dim = int(hidden_dim)
+        self.encoder = networks.conv_encoder(
+            self.image_shape, {"mean": self.latent_dim, "log_var": self.latent_dim}, filters, self.hidden_dim
+        )
+        self.decoder = networks.deconv_decoder(self.image_shape, self.latent_dim, filters[::-1], self.hidden_dim)
+        self.sampler = Sampling(seed=self._sub_seed(1), name="sampling")
+        if self.likelihood == "gaussian":
+            self.log_scale = self.add_weight(shape=(), initializer="zeros", name="log_scale")
+        self._add_trackers("loss", "reconstruction_loss", "kl_loss")
+        self.built = True
+
+    def _hyperparameters(self):
+        return {
+            "image_shape": self.image_shape,
+            "latent_dim": self.latent_dim,
+            "likelihood": self.likelihood,
+            "beta": self.beta,
+            "filters": self.filters,
+            "hidden_dim": self.hidden_dim,
+            "seed": self.seed,
+        }
+
+    def encode(self, images):
+        """Images in [0, 1] -> (mean, log_var) of q(z|x), each (batch, latent_dim)."""
+        mean, log_var = self.encoder(self._images(images, "VAE.encode"), training=False)
+        return mean, log_var
+
+    def decode(self, z):
+        """Latents -> images in [0, 1]: the mean of p(x|z)."""
+        return ops.sigmoid(self.decoder(self._latents(z, "VAE.decode"), training=False))
+
+    def sample(self, n, seed=None):
+        """Draw `n` images: z ~ N(0, I), then decode. `seed` makes it reproducible."""
+        return self.decode(self._prior_sample(n, seed))
+
+    def call(self, images, training=None):
+        """Reconstruct: decode a sample of q(z|x) in training, its mean otherwise."""
+        mean, log_var = self.encoder(self._images(images, "VAE.call"), training=training)
+        z = self.sampler([mean, log_var]) if training else mean
+        return ops.sigmoid(self.decoder(z, training=training))
+
+    def log_likelihood(self, images, logits):
+        """log p(x|z) per image, for decoder outputs `logits`."""
+        if self.likelihood == "bernoulli":
+            return losses.bernoulli_log_likelihood(images, logits)
+        log_scale = ops.maximum(self.log_scale, _MIN_LOG_SCALE)
+        return losses.gaussian_log_likelihood(images, ops.sigmoid(logits), 2.0 * log_scale)
+
+    def _loss_terms(self, images, training):
+        mean, log_var = self.encoder(images, training=training)
+        z = self.sampler([mean, log_var])
+        reconstruction = -self.log_likelihood(images, self.decoder(z, training=training))
+        kl = losses.gaussian_kl(mean, log_var)
+        reconstruction, kl = ops.mean(reconstruction), ops.mean(kl)
+        return reconstruction + self.beta * kl, reconstruction, kl
+
+    def train_step(self, data):
+        tf = _tensorflow()
+        images = self._images(data, "VAE.fit")
+        with tf.GradientTape() as tape:
+            loss, reconstruction, kl = self._loss_terms(images, training=True)
+            total = loss + sum(self.losses) if self.losses else loss
+        grads = tape.gradient(total, self.trainable_variables)
+        self.optimizer.apply_gradients(zip(grads, self.trainable_variables))
+        return self._update_trackers(loss=loss, reconstruction_loss=reconstruction, kl_loss=kl)
+
+    def test_step(self, data):
+        # The ELBO is an expectation over q(z|x): evaluate it with a sample, as in training.
+        loss, reconstruction, kl = self._loss_terms(self._images(data, "VAE.evaluate"), training=False)
+        return self._update_trackers(loss=loss, reconstruction_loss=reconstruction, kl_loss=kl)
