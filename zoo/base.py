@@ -58,7 +58,7 @@ class GenerativeModel(keras.Model):
         """Take the images out of `x`, `(x,)`, `(x, y)`, `(x, y, w)` or {"image": x}."""
         if isinstance(data, dict):
             data = data.get("image", data.get("images"))
-        if isinstance(data, (tuple, list)):
+        while isinstance(data, (tuple, list)) and data:
             data = data[0]
         _checks.batch_images(data, self.image_shape, where)
         return ops.cast(data, "float32")

@@ -1,0 +1,221 @@
+"""Behaviour of the three models on the bundled digits (8x8x1, tiny networks)."""
+
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+import zoo
+from tests.model_helpers import fixed_latents, run_fit_test, run_saving_test, run_serialization_test
+
+SMALL = {"image_shape": (8, 8, 1), "filters": (8, 16), "hidden_dim": 32}
+AE_KWARGS = {**SMALL, "latent_dim": 4}
+DAE_KWARGS = {**SMALL, "latent_dim": 32, "noise_stddev": 0.3}
+VAE_KWARGS = {**SMALL, "latent_dim": 4}
+GAUSSIAN_VAE_KWARGS = {**SMALL, "latent_dim": 4, "likelihood": "gaussian", "beta": 0.5}
+DCGAN_KWARGS = {"image_shape": (8, 8, 1), "latent_dim": 8, "generator_filters": (32, 16), "kernel_size": 3}
+
+
+def compiled(cls, kwargs, lr=2e-3):
+    model = cls(seed=1, **kwargs)
+    if cls is zoo.DCGAN:
+        model.compile()
+    else:
+        model.compile(optimizer=keras.optimizers.Adam(lr))
+    return model
+
+
+# -- fit, evaluate, save ------------------------------------------------------------
+
+@pytest.mark.parametrize(
+    "cls, kwargs, tracked",
+    [
+        (zoo.Autoencoder, AE_KWARGS, {"loss", "mse"}),
+        (zoo.Autoencoder, DAE_KWARGS, {"loss", "mse"}),
+        (zoo.VAE, VAE_KWARGS, {"loss", "reconstruction_loss", "kl_loss"}),
+        (zoo.VAE, GAUSSIAN_VAE_KWARGS, {"loss", "reconstruction_loss", "kl_loss"}),
+    ],
+    ids=["ae", "dae", "vae", "gaussian-vae"],
+)
+def test_autoencoders_learn_digits_evaluate_and_reload(cls, kwargs, tracked, digits, tmp_path):
+    images, labels = digits
+    model = compiled(cls, kwargs)
+    before = model.evaluate(images, batch_size=256, verbose=0, return_dict=True)
+    assert set(before) == tracked
+    history = run_fit_test(model, images, epochs=6, labels=labels)  # (x, y) batches are accepted
+    assert history["loss"][-1] < 0.85 * history["loss"][0]
+    after = model.evaluate(images, batch_size=256, verbose=0, return_dict=True)
+    assert after["loss"] < before["loss"]
+    reconstruction = keras.ops.convert_to_numpy(model(images[:32]))
+    assert reconstruction.shape == (32, 8, 8, 1) and reconstruction.min() >= 0 and reconstruction.max() <= 1
+    run_saving_test(model, tmp_path)
+
+
+def test_dcgan_learns_the_digit_distribution_and_reloads(digits, tmp_path):
+    images, _ = digits
+    model = compiled(zoo.DCGAN, DCGAN_KWARGS)
+    data_mean = images.mean(axis=0)
+
+    def distance_to_data_mean():
+        samples = keras.ops.convert_to_numpy(model.sample(512, seed=3))
+        return float(np.abs(samples.mean(axis=0) - data_mean).mean())
+
+    untrained = distance_to_data_mean()
+    history = run_fit_test(model, images, epochs=12, batch_size=32)
+    # GAN losses do not go down monotonically; what must improve is how the samples look.
+    assert distance_to_data_mean() < 0.4 * untrained
+    assert 0.0 < history["real_score"][-1] < 1.0
+    result = model.evaluate(images, batch_size=256, verbose=0, return_dict=True)
+    assert set(result) == {"d_loss", "g_loss", "real_score", "fake_score"}
+    reloaded = run_saving_test(model, tmp_path)
+    # Both players' optimizer states come back, so training can resume where it stopped.
+    assert int(reloaded.d_optimizer.iterations) == int(model.d_optimizer.iterations) > 0
+    assert int(reloaded.g_optimizer.iterations) == int(model.g_optimizer.iterations) > 0
+
+
+@pytest.mark.parametrize(
+    "cls, kwargs",
+    [(zoo.Autoencoder, DAE_KWARGS), (zoo.VAE, GAUSSIAN_VAE_KWARGS), (zoo.DCGAN, {**DCGAN_KWARGS, "loss": "minimax"})],
+    ids=["dae", "vae", "dcgan"],
+)
+def test_get_config_round_trip(cls, kwargs):
+    run_serialization_test(cls, {**kwargs, "seed": 7})
+
+
+# -- VAE maths ------------------------------------------------------------------------
+
+def test_vae_reported_kl_equals_numpy_on_encoder_outputs(digits):
+    model = compiled(zoo.VAE, VAE_KWARGS)
+    # Move q(z|x) well away from the prior so the check is not about numbers near 0.
+    for head in ("mean", "log_var"):
+        kernel = model.encoder.get_layer(head).kernel
+        kernel.assign(kernel * 8.0)
+    images = digits[0][:200]
+    reported = model.evaluate(images, batch_size=200, verbose=0, return_dict=True)["kl_loss"]
+    mean, log_var = (keras.ops.convert_to_numpy(t).astype(np.float64) for t in model.encode(images))
+    expected = np.mean(0.5 * np.sum(np.exp(log_var) + mean**2 - 1.0 - log_var, axis=1))
+    assert expected > 1.0
+    assert reported == pytest.approx(expected, rel=1e-5)
+
+
+def test_vae_sampling_is_reproducible_and_in_range():
+    model = zoo.VAE(**VAE_KWARGS)
+    a, b = (keras.ops.convert_to_numpy(model.sample(6, seed=11)) for _ in range(2))
+    np.testing.assert_array_equal(a, b)
+    assert a.shape == (6, 8, 8, 1) and a.min() >= 0 and a.max() <= 1
+    c = keras.ops.convert_to_numpy(model.sample(6))
+    d = keras.ops.convert_to_numpy(model.sample(6))
+    assert not np.array_equal(c, d)  # the model's own seed generator advances
+
+
+def test_denoising_noise_applies_in_training_only(digits):
+    images = digits[0][:64]
+    for kwargs, noisy in ((AE_KWARGS, False), (DAE_KWARGS, True)):
+        model = compiled(zoo.Autoencoder, kwargs)
+        model.fit(digits[0], epochs=2, batch_size=64, verbose=0)  # an untrained decoder ignores its input
+        model.optimizer.learning_rate.assign(0.0)  # now measure, do not learn
+        train_loss = model.train_on_batch(images, return_dict=True)["loss"]
+        eval_loss = model.evaluate(images, batch_size=64, verbose=0, return_dict=True)["loss"]
+        assert (abs(train_loss - eval_loss) > 1e-3) == noisy, (kwargs, train_loss, eval_loss)
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(model(images)), keras.ops.convert_to_numpy(model(images)))
+
+
+# -- DCGAN: each player's update touches only its own network ------------------------
+
+def _trainable(network):
+    return [v.numpy().copy() for v in network.trainable_variables]
+
+
+def _changed(before, network):
+    return [not np.array_equal(b, v.numpy()) for b, v in zip(before, network.trainable_variables)]
+
+
+@pytest.mark.parametrize("frozen", ["generator", "discriminator"])
+def test_dcgan_updates_touch_only_their_own_network(frozen, digits):
+    model = zoo.DCGAN(seed=0, **DCGAN_KWARGS)
+    lr = {"d_optimizer": keras.optimizers.Adam(1e-3), "g_optimizer": keras.optimizers.Adam(1e-3)}
+    lr["g_optimizer" if frozen == "generator" else "d_optimizer"] = keras.optimizers.Adam(0.0)
+    model.compile(**lr)
+    g_before, d_before = _trainable(model.generator), _trainable(model.discriminator)
+    model.train_on_batch(digits[0][:32])
+    g_changed, d_changed = _changed(g_before, model.generator), _changed(d_before, model.discriminator)
+    if frozen == "generator":
+        assert not any(g_changed) and all(d_changed)
+    else:
+        assert all(g_changed) and not any(d_changed)
+
+
+@pytest.mark.parametrize("loss", ["non_saturating", "minimax"])
+def test_both_gan_losses_train(loss, digits):
+    model = zoo.DCGAN(seed=0, **{**DCGAN_KWARGS, "loss": loss})
+    model.compile()
+    z = fixed_latents(model)
+    before = keras.ops.convert_to_numpy(model.generate(z))
+    history = run_fit_test(model, digits[0][:256], epochs=2, batch_size=32)
+    assert not np.allclose(before, keras.ops.convert_to_numpy(model.generate(z)))
+    if loss == "minimax":  # the generator's objective log(1 - D(G(z))) is negative
+        assert all(v < 0 for v in history["g_loss"])
+    else:
+        assert all(v > 0 for v in history["g_loss"])
+
+
+# -- shapes the public API promises ---------------------------------------------------
+
+@pytest.mark.parametrize("shape", [(28, 28, 1), (32, 32, 3), (64, 64, 3)])
+def test_every_model_handles_the_standard_image_shapes(shape):
+    images = np.random.default_rng(0).uniform(size=(2, *shape)).astype("float32")
+    for model in (zoo.Autoencoder(shape, 8), zoo.VAE(shape, 8), zoo.DCGAN(shape, latent_dim=16)):
+        z = fixed_latents(model, n=2)
+        out = model.generate(z) if isinstance(model, zoo.DCGAN) else model.decode(z)
+        assert tuple(out.shape) == (2, *shape)
+        if not isinstance(model, zoo.DCGAN):
+            assert tuple(model(images).shape) == (2, *shape)
+    assert tuple(zoo.DCGAN(shape).discriminate(images).shape) == (2,)
+
+
+# -- bad input: one ValueError naming the argument and what is allowed ----------------
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda: zoo.VAE((28, 28), 8), r"image_shape=\(28, 28\) must be three integers"),
+        (lambda: zoo.VAE((28, 28, 2), 8), r"allowed channels are 1 and 3"),
+        (lambda: zoo.Autoencoder((30, 30, 1), 8), r"multiples of 4"),
+        (lambda: zoo.DCGAN((28, 26, 1)), r"multiples of 4"),
+        (lambda: zoo.VAE((28, 28, 1), 0), r"latent_dim=0 must be an integer >= 1"),
+        (lambda: zoo.DCGAN((28, 28, 1), latent_dim=-3), r"latent_dim=-3"),
+        (lambda: zoo.VAE((28, 28, 1), 8, likelihood="poisson"), r"likelihood='poisson'.*'bernoulli', 'gaussian'"),
+        (lambda: zoo.DCGAN((28, 28, 1), loss="wgan"), r"loss='wgan'.*'non_saturating', 'minimax'"),
+        (lambda: zoo.Autoencoder((28, 28, 1), 8, loss="l1"), r"loss='l1'.*'bce', 'mse'"),
+        (lambda: zoo.Autoencoder((28, 28, 1), 8, noise_stddev=-1), r"noise_stddev=-1 must be a number >= 0"),
+        (lambda: zoo.VAE((28, 28, 1), 8, filters=(8, 16, 32)), r"multiples of 8"),
+    ],
+)
+def test_bad_hyperparameters_raise_one_clear_error(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()
+
+
+def test_bad_batches_raise_at_the_first_batch():
+    model = compiled(zoo.VAE, VAE_KWARGS)
+    with pytest.raises(ValueError, match=r"built for image_shape=\(8, 8, 1\)"):
+        model.fit(np.zeros((8, 16, 16, 1), "float32"), epochs=1, verbose=0)
+    with pytest.raises(ValueError, match=r"4-D float batch"):
+        model.fit(np.zeros((8, 8, 8), "float32"), epochs=1, verbose=0)
+    with pytest.raises(ValueError, match=r"z must have shape \(batch, latent_dim\) = \(batch, 4\)"):
+        model.decode(np.zeros((2, 5), "float32"))
+
+
+def test_import_zoo_stays_light():
+    """Keras itself imports scikit-learn when it is installed; genzoo must add nothing heavy."""
+    code = (
+        "import sys, keras; before = set(sys.modules); import zoo; "
+        "added = set(sys.modules) - before; "
+        "heavy = sorted(m for m in added | set(sys.modules) if m.split('.')[0] in ('tensorflow_datasets', 'onnx', 'onnxruntime', 'tf2onnx')); "
+        "added_sklearn = sorted(m for m in added if m.split('.')[0] == 'sklearn'); "
+        "print(heavy, added_sklearn); sys.exit(1 if heavy or added_sklearn else 0)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
