@@ -37,9 +37,11 @@ def build_parser():
     parser = argparse.ArgumentParser(prog="zoo", description="genzoo: train, export and sample generative models.")
     subparsers = parser.add_subparsers(dest="command", required=True)
     _add_train(subparsers)
-    from export.cli import add_commands
+    from export.cli import add_commands as add_export_commands
+    from zoo.evaluate_cli import add_commands as add_evaluate_commands
 
-    add_commands(subparsers)
+    add_export_commands(subparsers)
+    add_evaluate_commands(subparsers)
     return parser
 
 
