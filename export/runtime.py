@@ -1,0 +1,199 @@
+"""Run an exported generator with onnxruntime and numpy only: no TensorFlow, no Keras.
+
+`import export.runtime` loads numpy and onnxruntime and nothing of the
+training stack, so a serving process stays small and starts fast.
+"""
+
+import os
+
+import numpy as np
+import onnxruntime as ort
+
+from export import grid as _grid
+from export import metadata as _metadata
+
+_PROVIDER_ALIASES = {"cpu": ["CPUExecutionProvider"], "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"]}
+
+
+def _resolve_providers(providers):
+    available = ort.get_available_providers()
+    if providers is None:
+        return ["CPUExecutionProvider"]
+    if isinstance(providers, str):
+        key = providers.lower()
+        if key == "auto":
+            return [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
+        if key not in _PROVIDER_ALIASES:
+            raise ValueError(
+                f"providers={providers!r} is not known; use 'cpu', 'cuda', 'auto' or a list of "
+                f"onnxruntime provider names (available here: {', '.join(available)})."
+            )
+        providers = _PROVIDER_ALIASES[key]
+    providers = list(providers)
+    missing = [p for p in providers if p not in available]
+    if missing:
+        hint = " Install onnxruntime-gpu (instead of onnxruntime) for CUDA." if "CUDAExecutionProvider" in missing else ""
+        raise ValueError(
+            f"onnxruntime has no {', '.join(missing)} here; available: {', '.join(available)}.{hint}"
+        )
+    return providers
+
+
+class OnnxGenerator:
+    """A genzoo generator exported to ONNX, run with onnxruntime.
+
+    Works for every exported model kind: the decoder of an AE/VAE, the
+    generator of a DCGAN. Latents go in as float arrays of shape
+    (batch, latent_dim); images come out as float32 NHWC in [0, 1].
+
+    Args:
+        path: str. An .onnx file written by `export.to_onnx` or `zoo export`.
+        providers: None, str or list of str. onnxruntime execution providers:
+            None or "cpu" for the CPU; "cuda" for the GPU (needs the
+            onnxruntime-gpu package; CPU kept as the fallback for any
+            unsupported node); "auto" for CUDA when available, else CPU; or
+            an explicit list such as ["CUDAExecutionProvider",
+            "CPUExecutionProvider"]. Defaults to None.
+        threads: int or None. Threads per operator (onnxruntime's
+            intra_op_num_threads). Defaults to None: onnxruntime's choice.
+
+    Attributes: `path`, `metadata` (the whole dict), and from it `model`
+    ("ae", "dae", "vae" or "dcgan"), `latent_dim`, `image_shape` (H, W, C),
+    `value_range`, `dataset`, `precision`, `genzoo_version`; `providers`
+    (those the session really uses).
+
+    Example:
+    >>> gen = OnnxGenerator("runs/digits-vae/export/vae.onnx")
+    >>> images = gen.sample(64, seed=0)           # (64, 8, 8, 1) float32 in [0, 1]
+    >>> frames = gen.interpolate(z0, z1, steps=8)  # a walk between two latents
+    """
+
+    def __init__(self, path, providers=None, threads=None):
+        path = os.fspath(path)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"{path} does not exist (expected an .onnx file written by `zoo export`).")
+        options = ort.SessionOptions()
+        if threads is not None:
+            if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
+                raise ValueError(f"threads={threads!r} must be an integer >= 1 or None.")
+            options.intra_op_num_threads = int(threads)
+        chosen = _resolve_providers(providers)
+        try:
+            self._session = ort.InferenceSession(path, options, providers=chosen)
+        except Exception as err:  # onnxruntime raises its own exception types for unreadable models.
+            raise ValueError(f"{path} is not an ONNX model onnxruntime can load ({err}).") from None
+        self.path = path
+        self.metadata = _metadata.from_onnx_props(self._session.get_modelmeta().custom_metadata_map, path)
+        self.model = self.metadata["model"]
+        self.latent_dim = int(self.metadata["latent_dim"])
+        self.image_shape = tuple(int(d) for d in self.metadata["image_shape"])
+        self.value_range = tuple(self.metadata["value_range"])
+        self.dataset = self.metadata["dataset"]
+        self.precision = self.metadata.get("precision", "fp32")
+        self.genzoo_version = self.metadata["genzoo_version"]
+        self.providers = self._session.get_providers()
+        self._check_interface()
+
+    def _check_interface(self):
+        inputs, outputs = self._session.get_inputs(), self._session.get_outputs()
+        names = ([i.name for i in inputs], [o.name for o in outputs])
+        if names != ([_metadata.INPUT_NAME], [_metadata.OUTPUT_NAME]):
+            raise ValueError(f"{self.path}: expected one input 'z' and one output 'images'; found {names}.")
+        shape = inputs[0].shape
+        if len(shape) != 2 or shape[1] != self.latent_dim or inputs[0].type != "tensor(float)":
+            raise ValueError(
+                f"{self.path}: input 'z' is {inputs[0].type} {shape}, but the metadata says "
+                f"float32 [batch, {self.latent_dim}]."
+            )
+
+    def __repr__(self):
+        return (
+            f"OnnxGenerator({self.path!r}, model={self.model!r}, latent_dim={self.latent_dim}, "
+            f"image_shape={self.image_shape}, precision={self.precision!r}, providers={self.providers})"
+        )
+
+    def _latents(self, z, where):
+        z = np.asarray(z)
+        if not np.issubdtype(z.dtype, np.floating):
+            raise TypeError(
+                f"{where}: z must be a float array (float16/32/64, cast to float32); got dtype {z.dtype}."
+            )
+        if z.ndim != 2 or z.shape[1] != self.latent_dim:
+            hint = " Add a batch axis: z[None]." if z.shape == (self.latent_dim,) else ""
+            raise ValueError(
+                f"{where}: z must have shape (batch, latent_dim) = (batch, {self.latent_dim}); "
+                f"got {z.shape}.{hint}"
+            )
+        return np.ascontiguousarray(z, dtype=np.float32)
+
+    def generate(self, z, batch_size=None):
+        """Latents (batch, latent_dim) -> images (batch, H, W, C), float32 in [0, 1].
+
+        `batch_size` (int or None) runs large inputs in chunks of that many.
+        """
+        z = self._latents(z, "OnnxGenerator.generate")
+        if batch_size is not None and (
+            isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1
+        ):
+            raise ValueError(f"batch_size={batch_size!r} must be an integer >= 1 or None.")
+        if batch_size is None or len(z) <= batch_size:
+            return self._session.run([_metadata.OUTPUT_NAME], {_metadata.INPUT_NAME: z})[0]
+        chunks = [z[i : i + batch_size] for i in range(0, len(z), batch_size)]
+        return np.concatenate([self.generate(c) for c in chunks], axis=0)
+
+    def sample_latents(self, n, seed=None):
+        """n latents z ~ N(0, I), float32 (batch, latent_dim), from numpy's generator seeded by `seed`."""
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+            raise ValueError(f"n={n!r} must be an integer >= 1.")
+        return np.random.default_rng(seed).standard_normal((int(n), self.latent_dim), dtype=np.float32)
+
+    def sample(self, n, seed=None, batch_size=None):
+        """Generate `n` images from z ~ N(0, I); the same `seed` gives the same images.
+
+        (For an autoencoder, whose codes follow no prior, this shows what the
+        decoder makes of N(0, I) codes, as `zoo train`'s samples.png does.)
+        """
+        return self.generate(self.sample_latents(n, seed), batch_size=batch_size)
+
+    def interpolate(self, z0, z1, steps, method="linear"):
+        """Images along a path from latent `z0` to `z1` (each (latent_dim,) or (1, latent_dim)).
+
+        Args:
+            steps: int >= 2. Number of images, both ends included.
+            method: "linear" (straight line) or "slerp" (great circle, which
+                keeps the norm typical of N(0, I) samples). Defaults to "linear".
+
+        Returns:
+            float32 array (steps, H, W, C) in [0, 1]; the first image is
+            generate(z0), the last generate(z1).
+        """
+        if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 2:
+            raise ValueError(f"steps={steps!r} must be an integer >= 2 (both ends are included).")
+        ends = []
+        for name, z in (("z0", z0), ("z1", z1)):
+            z = np.asarray(z)
+            z = self._latents(z.reshape(1, -1) if z.ndim == 1 else z, f"OnnxGenerator.interpolate ({name})")
+            if len(z) != 1:
+                raise ValueError(f"OnnxGenerator.interpolate: {name} must be one latent; got a batch of {len(z)}.")
+            ends.append(z[0].astype(np.float64))
+        a, b = ends
+        t = np.linspace(0.0, 1.0, int(steps))[:, None]
+        if method == "linear":
+            path = (1.0 - t) * a + t * b
+        elif method == "slerp":
+            cos = np.dot(a, b) / max(np.linalg.norm(a) * np.linalg.norm(b), 1e-12)
+            omega = np.arccos(np.clip(cos, -1.0, 1.0))
+            if np.sin(omega) < 1e-6:  # (anti)parallel ends: no unique great circle; the line is defined.
+                path = (1.0 - t) * a + t * b
+            else:
+                path = (np.sin((1.0 - t) * omega) * a + np.sin(t * omega) * b) / np.sin(omega)
+        else:
+            raise ValueError(f"method={method!r} is not supported; allowed values are 'linear' and 'slerp'.")
+        path = path.astype(np.float32)
+        path[0], path[-1] = ends[0], ends[1]  # exact ends, no rounding in between
+        return self.generate(path)
+
+    @staticmethod
+    def to_uint8(images):
+        """Images in [0, 1] -> uint8 in [0, 255] (rounded, clipped), same shape."""
+        return _grid.to_uint8(images)
