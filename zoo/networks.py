@@ -1,8 +1,10 @@
 """Builders of the zoo's sub-networks, as functional `keras.Model`s.
 
 Only `keras.layers` and `keras.ops` appear here, so every network runs on any
-Keras backend; each halves (or doubles) the resolution once per entry of
-`filters`, which is why image sides must be divisible by 2**len(filters).
+Keras backend. Output layers compute in float32 whatever the global dtype
+policy, so the losses stay in float32 under `mixed_bfloat16`. Each network
+halves (or doubles) the resolution once per entry of `filters`, which is why
+image sides must be divisible by 2**len(filters).
 """
 
 import keras
@@ -31,7 +33,7 @@ def conv_encoder(image_shape, outputs, filters=(32, 64), hidden_dim=256, kernel_
     x = layers.Flatten(name="flatten")(x)
     if hidden_dim:
         x = layers.Dense(hidden_dim, activation="relu", name="hidden")(x)
-    heads = {head: layers.Dense(width, name=head)(x) for head, width in outputs.items()}
+    heads = {head: layers.Dense(width, name=head, dtype="float32")(x) for head, width in outputs.items()}
     out = list(heads.values())
     return keras.Model(images, out[0] if len(out) == 1 else out, name=name)
 
@@ -51,7 +53,7 @@ def deconv_decoder(image_shape, latent_dim, filters=(64, 32), hidden_dim=256, ke
     x = layers.Reshape((bottom_h, bottom_w, filters[0]), name="reshape")(x)
     for i, width in enumerate(filters):
         x = layers.Conv2DTranspose(width, kernel_size, strides=2, padding="same", activation="relu", name=f"deconv{i}")(x)
-    logits = layers.Conv2D(image_shape[-1], kernel_size, padding="same", name="logits")(x)
+    logits = layers.Conv2D(image_shape[-1], kernel_size, padding="same", name="logits", dtype="float32")(x)
     return keras.Model(z, logits, name=name)
 
 
@@ -73,7 +75,7 @@ def dcgan_generator(image_shape, latent_dim, filters=(128, 64), kernel_size=5, n
         x = layers.BatchNormalization(name=f"deconv{i}_bn")(x)
         x = layers.ReLU(name=f"deconv{i}_relu")(x)
     x = layers.Conv2DTranspose(image_shape[-1], kernel_size, strides=2, padding="same", name="to_image")(x)
-    images = layers.Activation("tanh", name="tanh")(x)
+    images = layers.Activation("tanh", name="tanh", dtype="float32")(x)
     return keras.Model(z, images, name=name)
 
 
@@ -88,5 +90,5 @@ def dcgan_discriminator(image_shape, filters=(64, 128), kernel_size=5, name="dis
             x = layers.BatchNormalization(name=f"conv{i}_bn")(x)
         x = layers.LeakyReLU(negative_slope=0.2, name=f"conv{i}_lrelu")(x)
     x = layers.Flatten(name="flatten")(x)
-    logits = layers.Dense(1, name="logit")(x)
+    logits = layers.Dense(1, name="logit", dtype="float32")(x)
     return keras.Model(images, logits, name=name)
