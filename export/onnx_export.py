@@ -79,7 +79,7 @@ def to_onnx(
 
     if precision not in PRECISIONS:
         raise ValueError(f"precision={precision!r} is not supported; allowed values are 'fp32' and 'fp16'.")
-    opset = _check_opset(opset)
+    opset = check_opset(opset)
     tolerance = TOLERANCES[precision] if tolerance is None else float(tolerance)
     half = GenerativeHalf.of(model, allow_untrained=allow_untrained)
     path = os.fspath(path)
@@ -116,7 +116,8 @@ def to_onnx(
     )
 
 
-def _check_opset(opset):
+def check_opset(opset):
+    """`opset` if the export supports it (None: tf2onnx's choice), else ValueError."""
     if opset is None:
         return None
     newest = max_opset()

@@ -78,11 +78,12 @@ def export_run(run_dir, formats=FORMATS, fp16=False, opset=None, overwrite=False
         overwrite: bool. Replace existing artifacts. Defaults to False.
     """
     from export import _files
-    from export.onnx_export import to_onnx
+    from export.onnx_export import check_opset, to_onnx
     from export.saved_model import to_saved_model
     from export.source import GenerativeHalf
 
     formats = parse_formats(formats)
+    opset = check_opset(opset)  # before anything is written
     run_dir = os.fspath(run_dir)
     model, config = load_run(run_dir)
     half = GenerativeHalf.of(model)
