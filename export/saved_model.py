@@ -56,9 +56,9 @@ def to_saved_model(model, path, *, dataset=None, overwrite=False, allow_untraine
     meta = half.metadata("saved_model", dataset=dataset, signatures=signatures)
     text = _metadata.dumps(meta)
 
+    # No archive.track(network): the endpoints already capture every variable
+    # they read, and tracking the layers as well stores each weight twice.
     archive = keras.export.ExportArchive()
-    for network in half.networks:
-        archive.track(network)
     z_spec = tf.TensorSpec([None, half.latent_dim], tf.float32, name=_metadata.INPUT_NAME)
     archive.add_endpoint(
         "serving_default", lambda z: {_metadata.OUTPUT_NAME: half.generate(z)}, input_signature=[z_spec]

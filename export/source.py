@@ -100,12 +100,12 @@ class GenerativeHalf:
         self.latent_dim = int(model.latent_dim)
         self.image_shape = tuple(int(d) for d in model.image_shape)
         if isinstance(model, zoo.DCGAN):
-            self.kind, self.networks, self.has_encoder = "dcgan", [model.generator], False
+            self.kind, self.has_encoder = "dcgan", False
         elif isinstance(model, zoo.VAE):
-            self.kind, self.networks, self.has_encoder = "vae", [model.decoder, model.encoder], True
+            self.kind, self.has_encoder = "vae", True
         else:
             kind = "dae" if model.is_denoising else "ae"
-            self.kind, self.networks, self.has_encoder = kind, [model.decoder, model.encoder], True
+            self.kind, self.has_encoder = kind, True
 
     @classmethod
     def of(cls, model, allow_untrained=False):

@@ -120,6 +120,17 @@ def test_saved_model_encode_signature_matches_keras(exported):
         np.testing.assert_allclose(got["code"].numpy(), keras.ops.convert_to_numpy(model.encode(images)), atol=1e-5)
 
 
+def test_saved_model_holds_each_exported_weight_once(exported):
+    """Only the networks the signatures use, each weight stored once (no discriminator, no optimizer)."""
+    model = exported["model"]
+    networks = [model.generator] if exported["kind"] == "dcgan" else [model.decoder, model.encoder]
+    want = sorted(tuple(w.shape) for network in networks for w in network.weights)
+    checkpoint = os.path.join(exported["saved_model"].path, "variables", "variables")
+    skip = ("_CHECKPOINTABLE_OBJECT_GRAPH", export_metadata.SAVED_MODEL_VARIABLE)
+    stored = sorted(tuple(shape) for name, shape in tf.train.list_variables(checkpoint) if not name.startswith(skip))
+    assert stored == want
+
+
 @pytest.mark.parametrize("exported", ["vae"], indirect=True)
 def test_saved_model_cli_shows_the_named_signatures(exported):
     cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
