@@ -1,6 +1,78 @@
-"""The `zoo evaluate` subcommand (registered by zoo.cli)."""
+"""The `zoo evaluate` subcommand (registered by zoo.cli). Parsing and printing
+only: the work is `zoo.evaluate.evaluate_run`, imported when the command runs."""
 
 
 def add_commands(subparsers):
-    """Add the evaluation subcommands to the `zoo` parser (none yet)."""
+    """Add `zoo evaluate RUN_DIR` to the `zoo` parser."""
+    p = subparsers.add_parser(
+        "evaluate",
+        help="evaluate a trained run directory; writes RUN_DIR/eval.json",
+        description="Likelihood (VAE), reconstruction vs PCA and clustering of codes (AE/VAE), domain FID/KID "
+        "and mode coverage under a cached classifier trained on the dataset's labels (all models).",
+    )
+    p.add_argument("run_dir", help="a directory written by `zoo train` (model.keras, config.json)")
+    p.add_argument("--k", type=int, default=5000, help="VAE: importance samples per image for -log p(x) (default 5000)")
+    p.add_argument("--n-likelihood", type=int, default=None,
+                   help="VAE: test images for the likelihood figures (default: all)")
+    p.add_argument("--n-samples", type=int, default=10000, help="generated images for FID/KID and coverage")
+    p.add_argument("--sampler", choices=["prior", "gmm"], default="prior",
+                   help="codes to decode: the prior N(0, I), or a Gaussian mixture fitted to the training codes (AE/VAE)")
+    p.add_argument("--components", type=int, default=10, help="mixture components of --sampler gmm (default 10)")
+    p.add_argument("--cache-dir", default=None, help="where the domain classifier is cached (default ~/.cache/genzoo)")
+    p.add_argument("--inception", action="store_true",
+                   help="also compute the Inception FID (needs the InceptionV3 ImageNet weights, cached or downloadable)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(run=_run_evaluate)
     return subparsers
+
+
+def format_table(results):
+    """The evaluation results as a two-column text table."""
+    rows = [("model", f"{results.get('model')} (latent {results.get('latent_dim')}, sampler {results.get('sampler')})")]
+    clf = results.get("classifier") or {}
+    if clf.get("test_accuracy") is not None:
+        rows.append(("domain classifier test accuracy", f"{clf['test_accuracy']:.4f}"))
+    lik = results.get("likelihood")
+    if lik:
+        where = f"k={lik['k']}, {lik['n_images']} test images, {lik['data']}"
+        if "iwae_nll_bits_per_dim" in lik:
+            rows.append(("-ELBO (bits/dim)", f"{lik['negative_elbo_bits_per_dim']:.4f}"))
+            rows.append((f"-log p(x) IWAE (bits/dim; {where})", f"{lik['iwae_nll_bits_per_dim']:.4f}"))
+        else:
+            rows.append(("-ELBO (nats)", f"{lik['negative_elbo_nats']:.2f}"))
+            rows.append((f"-log p(x) IWAE (nats; {where})", f"{lik['iwae_nll_nats']:.2f} ± {lik['iwae_nll_stderr'] or 0:.2f}"))
+    rec = results.get("reconstruction")
+    if rec:
+        rows.append((f"reconstruction MSE/pixel (code {rec['code_size']})", f"{rec['model_mse']:.5f}"))
+        rows.append((f"PCA MSE/pixel ({rec['code_size']} components)", f"{rec['pca_mse']:.5f}"))
+    clu = results.get("clustering")
+    if clu:
+        rows.append(("k-means on codes: NMI / accuracy", f"{clu['nmi']:.3f} / {clu['accuracy']:.3f}"))
+    sq = results.get("sample_quality")
+    if sq:
+        rows.append(("domain FID / KID", f"{sq['domain_fid']:.3f} / {sq['domain_kid']:.4f}"))
+    floor = results.get("real_floor")
+    if floor:
+        rows.append(("real-vs-real floor: FID / KID", f"{floor['domain_fid']:.3f} / {floor['domain_kid']:.4f}"))
+    cov = results.get("coverage")
+    if cov:
+        rows.append(("classes covered / KL to data", f"{cov['classes_covered']}/{cov['n_classes']} / {cov['kl']:.4f}"))
+        rows.append(("class share min / max", f"{cov['min_fraction']:.3f} / {cov['max_fraction']:.3f}"))
+    inc = results.get("inception")
+    if inc:
+        rows.append(("Inception FID", f"{inc['fid']:.2f}" if inc.get("available") else "unavailable"))
+    width = max(len(name) for name, _ in rows)
+    return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)
+
+
+def _run_evaluate(args):
+    import os
+
+    from zoo.evaluate import evaluate_run
+
+    results = evaluate_run(
+        args.run_dir, k=args.k, n_likelihood=args.n_likelihood, n_samples=args.n_samples, sampler=args.sampler,
+        n_components=args.components, cache_dir=args.cache_dir, inception=args.inception, seed=args.seed,
+    )
+    print(format_table(results))
+    print(f"wrote {os.path.join(args.run_dir, 'eval.json')}")

@@ -1,0 +1,319 @@
+"""Offline evaluation of the zoo's models: likelihood, reconstruction against
+PCA, sample quality (domain FID/KID, Inception FID when its weights load),
+mode coverage and clustering of codes.
+
+The metric maths lives in `zoo.metrics`; the feature space of FID/KID and the
+coverage check is `zoo.classifier.DomainClassifier`. `evaluate_run` is what
+`zoo evaluate RUN_DIR` runs.
+
+Conventions:
+- Bernoulli VAE likelihoods are in nats per image, on test images binarised
+  once with a fixed seed (pixel ~ Bernoulli(grey level): "dynamically
+  binarised MNIST", the protocol of Burda et al. 2016).
+- Gaussian VAE likelihoods are in bits per dimension of the 8-bit data: test
+  images are dequantised, x = (round(255 g) + u) / 256 with u ~ U[0, 1), and
+  bits/dim = (NLL + D ln 256) / (D ln 2), where NLL is the negative
+  log-density of x on [0, 1]^D; the D ln 256 converts it to a density on the
+  [0, 256)^D scale, which upper-bounds the discrete NLL of the 8-bit image.
+"""
+
+import math
+import os
+
+import numpy as np
+
+from zoo import metrics
+
+DEFAULT_K = 5000
+
+
+def binarize(images, seed=0):
+    """Stochastic binarisation: each pixel ~ Bernoulli(its grey level in [0, 1])."""
+    images = np.asarray(images, np.float32)
+    return (np.random.default_rng(seed).random(images.shape, dtype=np.float32) < images).astype(np.float32)
+
+
+def dequantize(images, seed=0):
+    """[0, 1] images from 8-bit data -> (round(255 x) + u) / 256, u ~ U[0, 1)."""
+    images = np.asarray(images, np.float32)
+    levels = np.rint(np.clip(images, 0.0, 1.0) * 255.0)
+    return ((levels + np.random.default_rng(seed).random(images.shape, dtype=np.float32)) / 256.0).astype(np.float32)
+
+
+def bits_per_dim(nll_nats, n_dims, n_levels=256):
+    """(NLL + D ln n_levels) / (D ln 2): nats of a [0, 1]-scale density -> bits/dim of the 8-bit data."""
+    return (nll_nats + n_dims * math.log(n_levels)) / (n_dims * math.log(2.0))
+
+
+def _log_weights_function(model, k_chunk):
+    """log w = log p(x|z) + log p(z) - log q(z|x) for `k_chunk` z ~ q(z|x) per image: (k_chunk, batch)."""
+    import tensorflow as tf
+
+    half_log_2pi = 0.5 * math.log(2.0 * math.pi)
+
+    @tf.function(reduce_retracing=True)
+    def log_weights(images, seed):
+        mean, log_var = model.encode(images)
+        batch, dim = tf.shape(mean)[0], tf.shape(mean)[1]
+        eps = tf.random.stateless_normal(tf.stack([k_chunk, batch, dim]), seed)
+        z = mean[None] + tf.exp(0.5 * log_var)[None] * eps
+        outputs = model.decoder(tf.reshape(z, [-1, dim]), training=False)
+        tiled = tf.broadcast_to(images[None], tf.concat([[k_chunk], tf.shape(images)], 0))
+        log_px = model.log_likelihood(tf.reshape(tiled, tf.concat([[-1], tf.shape(images)[1:]], 0)), outputs)
+        log_pz = tf.reduce_sum(-0.5 * tf.square(z) - half_log_2pi, axis=-1)
+        log_qz = tf.reduce_sum(-0.5 * tf.square(eps) - half_log_2pi - 0.5 * log_var[None], axis=-1)
+        return tf.reshape(log_px, [k_chunk, batch]) + log_pz - log_qz
+
+    return log_weights
+
+
+def iwae_nll(model, images, k=DEFAULT_K, max_batch=4096, seed=0):
+    """-log p(x) per image by the importance-weighted bound of Burda et al. (2016):
+
+        log p(x) >= log (1/k) sum_i p(x, z_i) / q(z_i|x),  z_i ~ q(z|x),
+
+    tight as k grows (k=1 is the ELBO). `model` is a VAE (or any object with
+    `encode(x) -> (mean, log_var)`, `decoder(z)` and `log_likelihood(x,
+    decoder_output)`). The k samples run through the decoder in batches of
+    about `max_batch`; the log-sum-exp is done in float64.
+
+    Returns float64 array (n,) of -log p(x) estimates in nats.
+    """
+    from scipy.special import logsumexp
+
+    images = np.asarray(images, np.float32)
+    k = int(k)
+    if k < 1:
+        raise ValueError(f"k={k!r} must be >= 1.")
+    k_chunk = min(k, max_batch)
+    images_per_call = max(1, max_batch // k_chunk)
+    fns = {}
+    results = []
+    calls = 0
+    for start in range(0, len(images), images_per_call):
+        batch = images[start : start + images_per_call]
+        chunk_lse = []
+        for chunk_start in range(0, k, k_chunk):
+            size = min(k_chunk, k - chunk_start)
+            if size not in fns:
+                fns[size] = _log_weights_function(model, size)
+            log_w = np.asarray(fns[size](batch, np.array([seed, calls], np.int64)), np.float64)
+            calls += 1
+            chunk_lse.append(logsumexp(log_w, axis=0))
+        results.append(logsumexp(np.stack(chunk_lse), axis=0) - math.log(k))
+    return -np.concatenate(results)
+
+
+def negative_elbo(model, images, batch_size=500, seed=0):
+    """-ELBO per image (nats): -log p(x|z) for one z ~ q(z|x) plus the analytic KL to N(0, I)."""
+    import tensorflow as tf
+
+    from zoo import losses
+
+    images = np.asarray(images, np.float32)
+    values = []
+    for i, start in enumerate(range(0, len(images), batch_size)):
+        batch = images[start : start + batch_size]
+        mean, log_var = model.encode(batch)
+        eps = tf.random.stateless_normal(tf.shape(mean), seed=[seed, i])
+        z = mean + tf.exp(0.5 * log_var) * eps
+        log_px = model.log_likelihood(batch, model.decoder(z, training=False))
+        values.append(np.asarray(losses.gaussian_kl(mean, log_var) - log_px, np.float64))
+    return np.concatenate(values)
+
+
+def likelihood(model, test_images, k=DEFAULT_K, n_images=None, seed=0):
+    """The VAE's test likelihood figures, in the convention of its `likelihood`.
+
+    Bernoulli: `negative_elbo` and `iwae_nll` in nats on binarised images.
+    Gaussian: the same quantities in bits/dim on dequantised images.
+    """
+    images = np.asarray(test_images, np.float32)[:n_images]
+    gaussian = getattr(model, "likelihood", "bernoulli") == "gaussian"
+    data = dequantize(images, seed) if gaussian else binarize(images, seed)
+    elbo = negative_elbo(model, data, seed=seed)
+    nll = iwae_nll(model, data, k=k, seed=seed)
+    result = {"k": int(k), "n_images": int(len(data)), "seed": seed,
+              "data": "dequantized 8-bit" if gaussian else "binarized (fixed seed)",
+              "negative_elbo_nats": float(elbo.mean()), "iwae_nll_nats": float(nll.mean()),
+              "iwae_nll_stderr": float(nll.std(ddof=1) / math.sqrt(len(nll))) if len(nll) > 1 else None}
+    if gaussian:
+        n_dims = int(np.prod(images.shape[1:]))
+        result["negative_elbo_bits_per_dim"] = bits_per_dim(result["negative_elbo_nats"], n_dims)
+        result["iwae_nll_bits_per_dim"] = bits_per_dim(result["iwae_nll_nats"], n_dims)
+    return result
+
+
+def reconstruction_vs_pca(model, train_images, test_images, batch_size=1000):
+    """Mean squared error per pixel on held-out images: the model (codes are
+    the posterior means for a VAE) next to PCA with as many components as the
+    code has dimensions, fitted on `train_images` (its reconstructions clipped
+    to [0, 1], as the model's are by the sigmoid)."""
+    from sklearn.decomposition import PCA
+
+    from zoo.latent import decode_codes, encode_codes
+
+    test = np.asarray(test_images, np.float32)
+    recon = decode_codes(model, encode_codes(model, test, batch_size), batch_size)
+    model_mse = float(np.mean((recon - test) ** 2))
+    flat_train = np.asarray(train_images, np.float32).reshape(len(train_images), -1)
+    pca = PCA(n_components=model.latent_dim, random_state=0).fit(flat_train)
+    pca_recon = np.clip(pca.inverse_transform(pca.transform(test.reshape(len(test), -1))), 0.0, 1.0)
+    pca_mse = float(np.mean((pca_recon - test.reshape(len(test), -1)) ** 2))
+    return {"code_size": int(model.latent_dim), "model_mse": model_mse, "pca_mse": pca_mse,
+            "model_over_pca": model_mse / pca_mse, "n_images": int(len(test))}
+
+
+def generate(model, n, sampler=None, seed=0, batch_size=1000):
+    """n images in [0, 1] as a NumPy array: `sampler` codes through `decode`
+    when given, else the model's own `sample` (an AE, which has none, decodes
+    N(0, I) codes)."""
+    import keras
+
+    from zoo.latent import decode_codes
+
+    if sampler is not None:
+        return decode_codes(model, sampler.sample(n, seed=seed), batch_size)
+    if not hasattr(model, "sample"):
+        codes = np.random.default_rng(seed).standard_normal((n, model.latent_dim)).astype(np.float32)
+        return decode_codes(model, codes, batch_size)
+    seeds = keras.random.SeedGenerator(seed)
+    parts = [keras.ops.convert_to_numpy(model.sample(min(batch_size, n - i), seed=seeds)) for i in range(0, n, batch_size)]
+    return np.concatenate(parts).astype(np.float32)
+
+
+def sample_quality(classifier, generated, real, kid_subset_size=1000, kid_subsets=100, seed=0):
+    """Domain FID and KID between `generated` and `real` images in the classifier's feature space."""
+    fake_features, real_features = classifier.features(generated), classifier.features(real)
+    kid, kid_std = metrics.kernel_distance(fake_features, real_features, kid_subset_size, kid_subsets, seed)
+    return {"domain_fid": metrics.frechet_distance_of_features(fake_features, real_features),
+            "domain_kid": kid, "domain_kid_std": kid_std,
+            "n_generated": int(len(generated)), "n_real": int(len(real))}
+
+
+def mode_coverage(classifier, generated, data_labels):
+    """`metrics.class_coverage` of the classifier's labels for `generated`, against the data's class frequencies."""
+    frequencies = np.bincount(np.asarray(data_labels).astype(np.int64), minlength=classifier.n_classes)
+    return metrics.class_coverage(classifier.predict(generated), frequencies)
+
+
+def code_clustering(model, images, labels, seed=0):
+    """k-means (one cluster per class) on the codes of held-out images: NMI and accuracy."""
+    from zoo.latent import encode_codes
+
+    return metrics.clustering_scores(encode_codes(model, images), labels, seed=seed)
+
+
+def inception_fid(generated, real, batch_size=100):
+    """The standard FID (Heusel et al. 2017) on InceptionV3 pool features, when
+    `keras.applications.InceptionV3(weights="imagenet")` can load (locally
+    cached or downloadable). Returns {"available": False, "reason": ...} otherwise."""
+    import keras
+
+    try:
+        inception = keras.applications.InceptionV3(include_top=False, pooling="avg", weights="imagenet")
+    except Exception as err:  # offline, no cached weights: report, do not fail the evaluation
+        return {"available": False, "reason": f"{type(err).__name__}: {str(err).splitlines()[0][:200]}"}
+
+    def features(images):
+        out = []
+        for start in range(0, len(images), batch_size):
+            x = keras.ops.convert_to_tensor(np.asarray(images[start : start + batch_size], np.float32))
+            if x.shape[-1] == 1:
+                x = keras.ops.repeat(x, 3, axis=-1)
+            x = keras.ops.image.resize(x, (299, 299), interpolation="bilinear")
+            out.append(keras.ops.convert_to_numpy(inception(2.0 * x - 1.0, training=False)))
+        return np.concatenate(out)
+
+    return {"available": True, "fid": metrics.frechet_distance_of_features(features(generated), features(real)),
+            "n_generated": int(len(generated)), "n_real": int(len(real))}
+
+
+def real_floor(classifier, train_images, test_images, n, seed=0, **kid_options):
+    """Sample-quality figures of `n` training images against the held-out ones: the best a model can hope for."""
+    chosen = np.random.default_rng(seed).choice(len(train_images), min(n, len(train_images)), replace=False)
+    return sample_quality(classifier, np.asarray(train_images)[chosen], test_images, seed=seed, **kid_options)
+
+
+def evaluate_model(model, train, test, classifier, k=DEFAULT_K, n_likelihood=None, n_samples=10000,
+                   sampler=None, inception=False, seed=0):
+    """Every figure that applies to `model` (a zoo AE, VAE or DCGAN), as a dict of sections.
+
+    Args:
+        train, test: (images, labels) arrays; images float32 NHWC in [0, 1].
+        classifier: DomainClassifier of the dataset.
+        k, n_likelihood: IWAE samples per image and number of test images (None: all).
+        n_samples: generated images for FID/KID and coverage.
+        sampler: e.g. a fitted `zoo.samplers.GaussianMixtureSampler`; None
+            samples the model's prior.
+        inception: bool. Also try the Inception FID.
+    """
+    import zoo
+
+    test_images, test_labels = test
+    results = {"model": type(model).__name__, "latent_dim": int(model.latent_dim),
+               "sampler": type(sampler).__name__ if sampler is not None else "prior"}
+    if isinstance(model, zoo.VAE):
+        results["likelihood"] = likelihood(model, test_images, k=k, n_images=n_likelihood, seed=seed)
+    if isinstance(model, (zoo.VAE, zoo.Autoencoder)):
+        results["reconstruction"] = reconstruction_vs_pca(model, train[0], test_images)
+        results["clustering"] = code_clustering(model, test_images, test_labels, seed=seed)
+    generated = generate(model, n_samples, sampler=sampler, seed=seed)
+    results["sample_quality"] = sample_quality(classifier, generated, test_images, seed=seed)
+    results["coverage"] = mode_coverage(classifier, generated, train[1])
+    if inception:
+        results["inception"] = inception_fid(generated, test_images)
+    return results
+
+
+def dataset_arrays(name, split):
+    """(images, labels) of a dataset source known to `zoo.data`."""
+    from zoo import data
+
+    if hasattr(data, "arrays"):
+        return data.arrays(name, split)
+    if name == "digits":
+        return data.digits_arrays(split)
+    raise ValueError(f"dataset {name!r} cannot be loaded as arrays; this genzoo knows 'digits'.")
+
+
+def evaluate_run(run_dir, k=DEFAULT_K, n_likelihood=None, n_samples=10000, sampler="prior", n_components=10,
+                 cache_dir=None, inception=False, seed=0):
+    """Evaluate the model of a `zoo train` run directory; write `RUN_DIR/eval.json`.
+
+    Args:
+        sampler: "prior" (the model's N(0, I)) or "gmm" (a
+            `GaussianMixtureSampler` with `n_components` fitted to the
+            training codes; AE/VAE only).
+    Returns the results dict (also with the classifier's test accuracy and the real-vs-real floor).
+    """
+    import json
+
+    import keras
+
+    import zoo
+    from zoo import _io, classifier as classifier_module
+    from zoo.samplers import GaussianMixtureSampler
+
+    model_path, config_path = os.path.join(run_dir, "model.keras"), os.path.join(run_dir, "config.json")
+    for path in (model_path, config_path):
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"{path} not found: is {run_dir} a run directory written by `zoo train`?")
+    with open(config_path) as f:
+        config = json.load(f)
+    if sampler not in ("prior", "gmm"):
+        raise ValueError(f"sampler={sampler!r} is not supported; allowed values are 'prior' and 'gmm'.")
+    model = keras.saving.load_model(model_path, compile=False)
+    if sampler == "gmm" and isinstance(model, zoo.DCGAN):
+        raise ValueError("sampler='gmm' fits the codes of an encoder; a DCGAN has none: use sampler='prior'.")
+    dataset = config.get("dataset", "digits")
+    train, test = dataset_arrays(dataset, "train"), dataset_arrays(dataset, "test")
+    clf = classifier_module.load_or_train(dataset, train, test, cache_dir=cache_dir)
+    fitted = GaussianMixtureSampler(n_components, seed=seed).fit_model(model, train[0]) if sampler == "gmm" else None
+    results = evaluate_model(model, train, test, clf, k=k, n_likelihood=n_likelihood, n_samples=n_samples,
+                             sampler=fitted, inception=inception, seed=seed)
+    results.update(run_dir=str(run_dir), dataset=dataset, classifier={
+        "test_accuracy": clf.test_accuracy, "cached": clf.info.get("cached"), "path": clf.info.get("path")})
+    results["real_floor"] = real_floor(clf, train[0], test[0], n_samples, seed=seed)
+    _io.write_json(results, os.path.join(run_dir, "eval.json"))
+    return results
