@@ -70,6 +70,8 @@ class OnnxGenerator:
 
     def __init__(self, path, providers=None, threads=None):
         path = os.fspath(path)
+        if os.path.isdir(path):
+            raise ValueError(f"{path} is a directory (a SavedModel?); OnnxGenerator loads an .onnx file.")
         if not os.path.isfile(path):
             raise FileNotFoundError(f"{path} does not exist (expected an .onnx file written by `zoo export`).")
         options = ort.SessionOptions()

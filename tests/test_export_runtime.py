@@ -252,6 +252,8 @@ def test_bad_sample_arguments(generator):
 def test_files_that_are_not_genzoo_generators_are_refused(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         OnnxGenerator(tmp_path / "missing.onnx")
+    with pytest.raises(ValueError, match="is a directory"):
+        OnnxGenerator(tmp_path)
     garbage = tmp_path / "garbage.onnx"
     garbage.write_bytes(b"not a protobuf at all")
     with pytest.raises(ValueError, match="not an ONNX model"):
