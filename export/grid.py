@@ -2,10 +2,10 @@
 so the training code and the TF-free generator runtime share one writer."""
 
 import math
-import os
-import tempfile
 
 import numpy as np
+
+from export import _files
 
 
 def to_uint8(images):
@@ -39,17 +39,6 @@ def make_grid(images, ncols=None, padding=2, min_cell=32):
     return grid
 
 
-def _temp_png_beside(path):
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".png", dir=directory)
-    os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
-    return tmp
-
-
 def save_png(image, path):
     """Write a uint8 (H, W, C) array as PNG atomically (a temp file, then rename)."""
     from PIL import Image
@@ -57,13 +46,12 @@ def save_png(image, path):
     image = np.asarray(image)
     if image.ndim == 3 and image.shape[-1] == 1:
         image = image[..., 0]
-    tmp = _temp_png_beside(path)
+    tmp = _files.temp_file_beside(path, suffix=".png")
     try:
         Image.fromarray(image).save(tmp, format="PNG")
-        os.replace(tmp, path)
+        _files.move_into_place(tmp, path)
     except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+        _files.remove(tmp)
         raise
     return path
 
