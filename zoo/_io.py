@@ -40,3 +40,21 @@ def write_json(data, path):
 def save_model(model, path):
     """`model.save(path)` through a temporary `.keras` file and an atomic rename."""
     return _replace_or_clean(_temp_beside(path, ".keras"), path, lambda tmp: model.save(tmp))
+
+
+def write_text(text, path):
+    """Write `text` to `path` through a temporary file and an atomic rename."""
+
+    def write(tmp):
+        with open(tmp, "w") as f:
+            f.write(text)
+
+    return _replace_or_clean(_temp_beside(path, os.path.splitext(path)[1]), path, write)
+
+
+def read_json(path, default=None):
+    """The JSON content of `path`, or `default` when the file does not exist."""
+    if not os.path.exists(path):
+        return default
+    with open(path) as f:
+        return json.load(f)

@@ -1,0 +1,386 @@
+"""Callbacks for `fit` of the zoo's models: TensorBoard scalars with every
+learning rate, image summaries, the embedding projector and run checkpoints.
+
+`zoo train` uses all of them; they work as well in your own `fit`:
+
+>>> log_dir = "runs/mine"
+>>> images, labels = zoo.data.arrays("digits", "test")
+>>> vae.fit(train_ds, epochs=20, callbacks=[
+...     zoo.callbacks.TensorBoard(log_dir, update_freq=10),        # runs train/ and validation/
+...     zoo.callbacks.ImageSummaries(log_dir, images=images[:64]),  # run images/
+...     zoo.callbacks.EmbeddingProjector(log_dir, images, labels),  # run projector/
+...     zoo.callbacks.RunCheckpoint(log_dir),                      # model.keras, history.json
+...     keras.callbacks.BackupAndRestore(f"{log_dir}/checkpoint"),  # resume after a crash
+... ])
+
+Then `tensorboard --logdir runs`.
+"""
+
+import math
+import os
+import time
+
+import keras
+import numpy as np
+
+from zoo import _io
+
+# TensorBoard's projector refuses sprites larger than this on a side.
+_MAX_SPRITE_SIDE = 8192
+
+
+def optimizers(model):
+    """{learning-rate log name: optimizer} of every optimizer `model` owns.
+
+    A single-optimizer model gives {"learning_rate": model.optimizer}; the
+    DCGAN, whose `model.optimizer` is None, {"d_learning_rate": d_optimizer,
+    "g_learning_rate": g_optimizer}.
+    """
+    found = {}
+    if isinstance(getattr(model, "optimizer", None), keras.optimizers.Optimizer):
+        found["learning_rate"] = model.optimizer
+    for attr, value in sorted(vars(model).items()):
+        if attr != "optimizer" and not attr.startswith("_") and isinstance(value, keras.optimizers.Optimizer):
+            found[attr.replace("optimizer", "learning_rate")] = value
+    return found
+
+
+def learning_rates(model):
+    """{name: current learning rate (float)} of every optimizer of `model`, schedules evaluated."""
+    rates = {}
+    for name, opt in optimizers(model).items():
+        opt = getattr(opt, "inner_optimizer", opt)
+        rates[name] = float(keras.ops.convert_to_numpy(opt.learning_rate))
+    return rates
+
+
+def steps_done(model):
+    """Training steps taken so far: the largest `iterations` of the model's optimizers (0 if none)."""
+    counts = [int(keras.ops.convert_to_numpy(opt.iterations)) for opt in optimizers(model).values()]
+    return max(counts, default=0)
+
+
+class TensorBoard(keras.callbacks.TensorBoard):
+    """Keras' TensorBoard callback, with the learning rate of every optimizer
+    and a step count that survives a resume.
+
+    Scalars go where Keras puts them: `log_dir/train` (every tracked loss,
+    `batch_*` every `update_freq` steps and `epoch_*` every epoch) and
+    `log_dir/validation`. On top of Keras it logs the learning rate of each
+    optimizer per step and per epoch (`learning_rate`, or the DCGAN's
+    `d_learning_rate` and `g_learning_rate`, which Keras misses because
+    `model.optimizer` is None), and numbers the steps from the optimizers'
+    iteration count, so a run resumed with `BackupAndRestore` continues its
+    step axis instead of starting again at 0.
+
+    Args:
+        log_dir: str. Directory of the TensorBoard runs.
+        update_freq: "epoch", "batch" or int. Write per-step scalars every
+            `update_freq` steps. Defaults to "epoch" (per-epoch scalars only).
+        **kwargs: passed to `keras.callbacks.TensorBoard`.
+    """
+
+    def __init__(self, log_dir="logs", update_freq="epoch", **kwargs):
+        super().__init__(log_dir=log_dir, update_freq=update_freq, **kwargs)
+        self._continue_steps = False
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        # The optimizers are restored (BackupAndRestore) by the time the first batch starts.
+        self._continue_steps = True
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self._continue_steps:
+            # Keras counts from 0 in every fit(); count from the steps already taken.
+            self._global_train_batch = steps_done(self.model)
+            self._continue_steps = False
+        super().on_train_batch_begin(batch, logs)
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.update_freq != "epoch" and isinstance(logs, dict) and self._global_train_batch % self.update_freq == 0:
+            logs = {**logs, **learning_rates(self.model)}
+        super().on_train_batch_end(batch, logs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        super().on_epoch_end(epoch, {**(logs or {}), **learning_rates(self.model)})
+
+
+def _codes(model, images):
+    """Codes of images: the AE's code, the mean of the VAE's q(z|x)."""
+    codes = model.encode(images)
+    if isinstance(codes, (tuple, list)):
+        codes = codes[0]
+    return keras.ops.convert_to_numpy(codes)
+
+
+def _can_encode(model):
+    return callable(getattr(model, "encode", None)) and callable(getattr(model, "decode", None))
+
+
+def _decode(model, z):
+    """Latents -> images in [0, 1] (numpy) with the model's generative half."""
+    generate = getattr(model, "generate", None) or model.decode
+    return keras.ops.convert_to_numpy(generate(np.asarray(z, np.float32)))
+
+
+def interpolate(z0, z1, steps, spherical=False):
+    """`steps` latents from z0 to z1 (both included), linear or spherical (slerp).
+
+    Slerp keeps points between two draws of N(0, I) at the norm the prior
+    puts its mass at (White 2016); linear is right between codes of an AE.
+    """
+    z0, z1 = np.asarray(z0, np.float64), np.asarray(z1, np.float64)
+    t = np.linspace(0.0, 1.0, steps)[:, None]
+    if spherical:
+        cos = np.dot(z0, z1) / max(np.linalg.norm(z0) * np.linalg.norm(z1), 1e-12)
+        omega = np.arccos(np.clip(cos, -1.0, 1.0))
+        if omega > 1e-6:
+            return ((np.sin((1 - t) * omega) * z0 + np.sin(t * omega) * z1) / np.sin(omega)).astype(np.float32)
+    return ((1 - t) * z0 + t * z1).astype(np.float32)
+
+
+class ImageSummaries(keras.callbacks.Callback):
+    """TensorBoard image summaries at the end of every `every`-th epoch, in
+    the run `log_dir/images`:
+
+    - `samples`: a grid decoded from the same `num_samples` latent vectors
+      every epoch (z ~ N(0, I) drawn once from `seed`), so the progress of
+      the generator is visible from epoch to epoch;
+    - `reconstructions` (AE/VAE, with `images`): rows of fixed held-out
+      images, each followed by a row of their reconstructions;
+    - `interpolation`: each row walks the latent space between two end
+      points: the codes of two held-out images (AE/VAE, linear) or two fixed
+      prior draws (DCGAN, spherical).
+
+    Args:
+        log_dir: str. TensorBoard log directory.
+        images: array (N, H, W, C) in [0, 1] or None. Fixed held-out images
+            for reconstructions and interpolation end points. Defaults to None.
+        num_samples: int. Defaults to 64.
+        num_reconstructions: int. Defaults to 16.
+        num_interpolations: int. Rows of the interpolation strip. Defaults to 4.
+        interpolation_steps: int. Images per row. Defaults to 10.
+        seed: int. Seed of the fixed latent vectors. Defaults to 0.
+        every: int. Write every `every` epochs. Defaults to 1.
+        run_name: str. Sub-directory of `log_dir`. Defaults to "images".
+    """
+
+    def __init__(self, log_dir, images=None, num_samples=64, num_reconstructions=16, num_interpolations=4,
+                 interpolation_steps=10, seed=0, every=1, run_name="images"):
+        super().__init__()
+        self.log_dir = os.fspath(log_dir)
+        self.images = None if images is None else np.asarray(images, np.float32)
+        self.num_samples = num_samples
+        self.num_reconstructions = num_reconstructions
+        self.num_interpolations = num_interpolations
+        self.interpolation_steps = interpolation_steps
+        self.seed = seed
+        self.every = every
+        self.run_dir = os.path.join(self.log_dir, run_name)
+        self._writer = None
+
+    def _fixed_latents(self, n):
+        return np.random.default_rng(self.seed).standard_normal((n, self.model.latent_dim)).astype(np.float32)
+
+    def grids(self):
+        """{summary name: uint8 grid (H, W, C)} for the model as it is now."""
+        from export.grid import make_grid
+
+        model = self.model
+        z = self._fixed_latents(self.num_samples + 2 * self.num_interpolations)
+        grids = {"samples": make_grid(_decode(model, z[: self.num_samples]), ncols=8)}
+        rows = []
+        held_out = self.images if self.images is not None and _can_encode(model) else None
+        if held_out is not None:
+            n = min(self.num_reconstructions, len(held_out))
+            if n:
+                originals = held_out[:n]
+                recons = _decode(model, _codes(model, originals))
+                cols = min(8, n)
+                pairs = []
+                for start in range(0, n, cols):
+                    pairs += [originals[start : start + cols], recons[start : start + cols]]
+                grids["reconstructions"] = make_grid(np.concatenate(pairs), ncols=cols)
+            ends = _codes(model, held_out[: 2 * self.num_interpolations])
+            rows = [interpolate(ends[i], ends[i + 1], self.interpolation_steps) for i in range(0, len(ends) - 1, 2)]
+        else:
+            ends = z[self.num_samples :]
+            rows = [interpolate(ends[i], ends[i + 1], self.interpolation_steps, spherical=True)
+                    for i in range(0, len(ends) - 1, 2)]
+        if rows:
+            grids["interpolation"] = make_grid(_decode(model, np.concatenate(rows)), ncols=self.interpolation_steps)
+        return grids
+
+    _DESCRIPTIONS = {
+        "samples": "Decoded from the same latent vectors z ~ N(0, I) every epoch.",
+        "reconstructions": "Rows of fixed held-out images, each followed by a row of their reconstructions.",
+        "interpolation": "Each row walks the latent space between two end points.",
+    }
+
+    def write(self, step):
+        """Write the image summaries at `step` (the epoch) and flush them to disk."""
+        import tensorflow as tf
+
+        if self._writer is None:
+            self._writer = tf.summary.create_file_writer(self.run_dir)
+        with self._writer.as_default():
+            for name, grid in self.grids().items():
+                tf.summary.image(name, grid[None], step=step, description=self._DESCRIPTIONS[name])
+        self._writer.flush()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if (epoch + 1) % self.every == 0:
+            self.write(epoch)
+
+    def on_train_end(self, logs=None):
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+
+class EmbeddingProjector(keras.callbacks.Callback):
+    """Export the codes of held-out images to TensorBoard's embedding
+    projector, with their labels and a sprite of the images (AE/VAE).
+
+    Writes into `log_dir/projector/`: `codes.tsv` (the AE's codes or the
+    VAE's posterior means, replaced every `every` epochs), `metadata.tsv`
+    (index and label per image), `sprite.png` (the images, tiled) and
+    `projector_config.pbtxt`, plus a text summary per export so that
+    TensorBoard lists the directory as a run.
+
+    Args:
+        log_dir: str. TensorBoard log directory.
+        images: array (N, H, W, C) in [0, 1]. Held-out images (~1,000).
+        labels: int array (N,) or None. Their labels; -1 means unlabelled.
+        class_names: list of str or None. Names of the labels.
+        every: int. Export every `every` epochs. Defaults to 1.
+        min_cell: int. Sprite cells are enlarged to at least this many pixels.
+            Defaults to 28.
+        run_name: str. Sub-directory of `log_dir`. Defaults to "projector".
+    """
+
+    def __init__(self, log_dir, images, labels=None, class_names=None, every=1, min_cell=28, run_name="projector"):
+        super().__init__()
+        self.images = np.asarray(images, np.float32)
+        if self.images.ndim != 4 or not len(self.images):
+            raise ValueError(f"EmbeddingProjector needs a non-empty batch of images (N, H, W, C); got {self.images.shape}.")
+        self.labels = None if labels is None else np.asarray(labels)
+        self.class_names = class_names
+        self.every = every
+        self.min_cell = min_cell
+        self.run_dir = os.path.join(os.fspath(log_dir), run_name)
+        self._writer = None
+
+    def _label_text(self, label):
+        if label < 0:
+            return "unlabelled"
+        if self.class_names and label < len(self.class_names):
+            return str(self.class_names[label])
+        return str(int(label))
+
+    def _write_static_files(self):
+        """metadata.tsv, sprite.png and projector_config.pbtxt (the same every epoch)."""
+        from export.grid import make_grid, save_png
+        from google.protobuf import text_format
+        from tensorboard.plugins import projector
+
+        n, height, width, _ = self.images.shape
+        scale = max(1, math.ceil(self.min_cell / height))
+        ncols = math.ceil(math.sqrt(n))
+        if ncols * max(height, width) * scale > _MAX_SPRITE_SIDE:
+            scale = max(1, _MAX_SPRITE_SIDE // (ncols * max(height, width)))
+        if ncols * max(height, width) * scale > _MAX_SPRITE_SIDE:
+            raise ValueError(f"{n} images of {height}x{width} do not fit in one projector sprite; pass fewer images.")
+        # The projector reads the sprite as a square of ncols x ncols cells, row by row.
+        blank = np.ones((ncols * ncols - n, height, width, self.images.shape[-1]), np.float32)
+        cells = np.concatenate([self.images, blank]).repeat(scale, axis=1).repeat(scale, axis=2)
+        save_png(make_grid(cells, ncols=ncols, padding=0, min_cell=1), os.path.join(self.run_dir, "sprite.png"))
+        labels = self.labels if self.labels is not None else np.full(n, -1)
+        lines = ["index\tlabel"] + [f"{i}\t{self._label_text(int(y))}" for i, y in enumerate(labels)]
+        _io.write_text("\n".join(lines) + "\n", os.path.join(self.run_dir, "metadata.tsv"))
+        config = projector.ProjectorConfig()
+        embedding = config.embeddings.add()
+        embedding.tensor_name = "codes"
+        embedding.tensor_path = "codes.tsv"
+        embedding.metadata_path = "metadata.tsv"
+        embedding.sprite.image_path = "sprite.png"
+        embedding.sprite.single_image_dim.extend([width * scale, height * scale])
+        _io.write_text(text_format.MessageToString(config), os.path.join(self.run_dir, "projector_config.pbtxt"))
+
+    def write(self, step):
+        """Encode the images with the model as it is now and export the codes."""
+        import tensorflow as tf
+
+        if not _can_encode(self.model):
+            raise ValueError(f"EmbeddingProjector needs a model with encode(); {type(self.model).__name__} has none.")
+        if self._writer is None:
+            os.makedirs(self.run_dir, exist_ok=True)
+            self._write_static_files()
+            self._writer = tf.summary.create_file_writer(self.run_dir)
+        codes = np.concatenate([_codes(self.model, self.images[i : i + 256]) for i in range(0, len(self.images), 256)])
+        text = "\n".join("\t".join(f"{v:.6g}" for v in row) for row in codes) + "\n"
+        _io.write_text(text, os.path.join(self.run_dir, "codes.tsv"))
+        with self._writer.as_default():
+            tf.summary.text(
+                "projector", f"codes of {len(codes)} held-out images after epoch {step + 1}, "
+                f"shape {codes.shape}; open the Projector tab", step=step
+            )
+        self._writer.flush()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if (epoch + 1) % self.every == 0:
+            self.write(epoch)
+
+    def on_train_end(self, logs=None):
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+
+class RunCheckpoint(keras.callbacks.Callback):
+    """Keep a run directory current at every epoch end: `model.keras` (the
+    whole model with its optimizer state, reloadable with
+    `keras.saving.load_model`) and `history.json` (the per-epoch logs of every
+    `fit` of the run, continued across resumes), each written atomically, so
+    a crash or Ctrl-C leaves the last completed epoch behind.
+
+    Pair it with `keras.callbacks.BackupAndRestore` (placed after it) to
+    resume: the history drops any epoch that is trained again.
+
+    Args:
+        run_dir: str. Directory of model.keras and history.json.
+        save_model: bool. Write model.keras every epoch. Defaults to True.
+    """
+
+    def __init__(self, run_dir, save_model=True):
+        super().__init__()
+        self.run_dir = os.fspath(run_dir)
+        self.save_model = save_model
+        self.history_path = os.path.join(self.run_dir, "history.json")
+        self.model_path = os.path.join(self.run_dir, "model.keras")
+        self.record = None
+
+    def on_train_begin(self, logs=None):
+        self.record = _io.read_json(self.history_path, None) or {"epoch": [], "history": {}, "seconds": 0.0}
+        self._started = time.time()
+        self._seconds_before = float(self.record.get("seconds", 0.0))
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = {**(logs or {}), **learning_rates(self.model)}
+        old_epochs, old_history = self.record["epoch"], self.record["history"]
+        # A resumed run may train an epoch again whose logs were written
+        # before the interruption: keep only the epochs before this one.
+        keep = [i for i, e in enumerate(old_epochs) if e < epoch]
+        history = {}
+        for name in sorted(set(old_history) | set(logs)):
+            old = old_history.get(name, [])
+            value = logs.get(name)
+            history[name] = [old[i] if i < len(old) else None for i in keep] + [None if value is None else float(value)]
+        self.record = {
+            "epoch": [old_epochs[i] for i in keep] + [epoch],
+            "history": history,
+            "seconds": self._seconds_before + time.time() - self._started,
+        }
+        if self.save_model:
+            _io.save_model(self.model, self.model_path)
+        _io.write_json(self.record, self.history_path)
