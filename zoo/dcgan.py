@@ -30,7 +30,10 @@ class DCGAN(GenerativeModel):
     Goodfellow et al. (2014).
 
     Each batch makes one discriminator update on J(D) = -E log D(x) -
-    E log(1 - D(G(z))), then one generator update on a fresh z. The generator
+    E log(1 - D(G(z))), then one generator update judged by the updated
+    discriminator. Both updates share the batch's one generator pass G(z) (as
+    in the PyTorch DCGAN example), which saves a generator forward per step
+    without changing the order of the game. The generator
     has strided transposed convolutions, batch norm and ReLU, and a tanh
     output; the discriminator strided convolutions, batch norm (not on its
     input layer) and LeakyReLU(0.2). The tanh range [-1, 1] stays inside:
@@ -158,25 +161,27 @@ class DCGAN(GenerativeModel):
     def train_step(self, data):
         tf = _tensorflow()
         real = 2.0 * self._images(data, "DCGAN.fit") - 1.0
-        batch_size = ops.shape(real)[0]
+        generator_vars = self.generator.trainable_variables
+        discriminator_vars = self.discriminator.trainable_variables
 
-        # One discriminator update. G runs outside the tape: its weights get no gradient here.
-        fake = self.generator(self._noise(batch_size), training=True)
-        with tf.GradientTape() as tape:
-            real_logits = self.discriminator(real, training=True)
-            fake_logits = self.discriminator(fake, training=True)
-            d_loss = ops.mean(losses.discriminator_loss(real_logits, fake_logits))
-            d_total = d_loss + sum(self.discriminator.losses) if self.discriminator.losses else d_loss
-        d_vars = self.discriminator.trainable_variables
-        self.d_optimizer.apply_gradients(zip(tape.gradient(d_total, d_vars), d_vars))
+        # One generator pass per batch, recorded for the generator's update only.
+        with tf.GradientTape(watch_accessed_variables=False) as g_tape:
+            g_tape.watch([v.value for v in generator_vars])  # the backing tf.Variables
+            fake = self.generator(self._noise(ops.shape(real)[0]), training=True)
 
-        # Then one generator update against the updated discriminator, on fresh noise.
-        with tf.GradientTape() as tape:
-            g_fake_logits = self.discriminator(self.generator(self._noise(batch_size), training=True), training=True)
-            g_loss = ops.mean(losses.generator_loss(g_fake_logits, self.loss_name))
+            # One discriminator update, on real images and the fake batch with G held fixed.
+            with tf.GradientTape() as d_tape:
+                real_logits = self.discriminator(real, training=True)
+                fake_logits = self.discriminator(ops.stop_gradient(fake), training=True)
+                d_loss = ops.mean(losses.discriminator_loss(real_logits, fake_logits))
+                d_total = d_loss + sum(self.discriminator.losses) if self.discriminator.losses else d_loss
+            self.d_optimizer.apply_gradients(zip(d_tape.gradient(d_total, discriminator_vars), discriminator_vars))
+
+            # Then one generator update, judged by the updated discriminator.
+            g_logits = self.discriminator(fake, training=True)
+            g_loss = ops.mean(losses.generator_loss(g_logits, self.loss_name))
             g_total = g_loss + sum(self.generator.losses) if self.generator.losses else g_loss
-        g_vars = self.generator.trainable_variables
-        self.g_optimizer.apply_gradients(zip(tape.gradient(g_total, g_vars), g_vars))
+        self.g_optimizer.apply_gradients(zip(g_tape.gradient(g_total, generator_vars), generator_vars))
 
         return self._update_trackers(
             d_loss=d_loss,
