@@ -4,17 +4,52 @@ import argparse
 import sys
 
 
+def _image_size(text):
+    """"64" -> 64, "64x48" -> (64, 48) (height x width)."""
+    try:
+        parts = [int(p) for p in text.lower().split("x")]
+    except ValueError:
+        parts = []
+    if len(parts) not in (1, 2) or min(parts) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size: give SIDE (64) or HEIGHTxWIDTH (64x48)")
+    return parts[0] if len(parts) == 1 else tuple(parts)
+
+
 def _add_train(subparsers):
-    p = subparsers.add_parser("train", help="train a model and write a run directory")
+    p = subparsers.add_parser(
+        "train",
+        help="train a model and write a run directory",
+        description="Train MODEL on a dataset and write RUN_DIR: model.keras, config.json, history.json, "
+        "samples.png, checkpoint/ (for --resume) and TensorBoard logs (tensorboard --logdir RUN_DIR).",
+    )
     p.add_argument("model", choices=["ae", "dae", "vae", "dcgan"], help="which model to train")
-    p.add_argument("--dataset", default="digits", help="dataset source (default: digits, bundled with scikit-learn)")
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--out", required=True, help="run directory to write")
-    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--dataset", default=None,
+                   help="digits (default; bundled with scikit-learn), idx:DIR (MNIST-format IDX files), "
+                   "folder:DIR (a folder of images, class sub-folders allowed) or a TFDS name (mnist, "
+                   "fashion_mnist, cifar10, celeb_a, ...)")
+    p.add_argument("--epochs", type=int, default=10, help="train until this many epochs in total (default 10)")
+    p.add_argument("--out", required=True, metavar="RUN_DIR", help="run directory to write")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in RUN_DIR from its last completed epoch, with its saved settings")
+    p.add_argument("--overwrite", action="store_true", help="delete a run already in RUN_DIR and start again")
+    p.add_argument("--batch-size", type=int, default=None, help="default 128")
     p.add_argument("--latent-dim", type=int, default=None, help="latent/code width (default per model)")
     p.add_argument("--lr", type=float, default=None, help="learning rate (default 1e-3; 2e-4 for dcgan)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--overwrite", action="store_true", help="replace a trained model already in --out")
+    p.add_argument("--d-lr", type=float, default=None, help="dcgan: discriminator learning rate (default --lr)")
+    p.add_argument("--g-lr", type=float, default=None, help="dcgan: generator learning rate (default --lr)")
+    p.add_argument("--seed", type=int, default=None, help="seed of weights, shuffling and noise (default 0)")
+    p.add_argument("--image-size", type=_image_size, default=None, metavar="SIZE",
+                   help="centre-crop and resize to SIZE (64) or HxW (64x48); sides must be divisible by 4")
+    p.add_argument("--binarize", action=argparse.BooleanOptionalAction, default=None,
+                   help="dynamic binarisation of the pixels (default: on for the Bernoulli vae)")
+    p.add_argument("--cache", action="store_true", default=None, help="cache the decoded images in memory")
+    p.add_argument("--take", type=int, default=None, metavar="N", help="use only the first N examples (smoke runs)")
+    p.add_argument("--data-dir", default=None, help="TFDS data directory (default $TFDS_DATA_DIR or ~/tensorflow_datasets)")
+    p.add_argument("--no-download", action="store_true", help="never download a missing TFDS dataset")
+    p.add_argument("--log-every", type=int, default=None, metavar="STEPS",
+                   help="per-step TensorBoard scalars every STEPS steps (default 1; 0 for per-epoch only)")
+    p.add_argument("--no-validation", dest="validation", action="store_false", default=None,
+                   help="skip the held-out evaluation after every epoch")
     p.add_argument("--noise-stddev", type=float, default=None, help="ae/dae: input noise stddev")
     p.add_argument("--likelihood", default=None, help="vae: bernoulli or gaussian")
     p.add_argument("--beta", type=float, default=None, help="vae: weight of the KL term")
@@ -28,9 +63,12 @@ def _run_train(args):
     options = {"noise_stddev": args.noise_stddev, "likelihood": args.likelihood, "beta": args.beta, "loss": args.loss}
     training.train(
         args.model, dataset=args.dataset, epochs=args.epochs, out=args.out, batch_size=args.batch_size,
-        latent_dim=args.latent_dim, learning_rate=args.lr, seed=args.seed, overwrite=args.overwrite, **options,
+        latent_dim=args.latent_dim, learning_rate=args.lr, d_learning_rate=args.d_lr, g_learning_rate=args.g_lr,
+        image_size=args.image_size, binarize=args.binarize, cache=args.cache, take=args.take,
+        data_dir=args.data_dir, download=not args.no_download, seed=args.seed, log_every=args.log_every,
+        validation=args.validation, resume=args.resume, overwrite=args.overwrite, **options,
     )
-    print(f"wrote {args.out}/model.keras and {args.out}/samples.png")
+    print(f"wrote {args.out}: model.keras, samples.png, TensorBoard logs (tensorboard --logdir {args.out})")
 
 
 def build_parser():
@@ -52,8 +90,8 @@ def main(argv=None):
     except (ValueError, FileNotFoundError, FileExistsError) as err:
         print(f"zoo {args.command}: error: {err}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"zoo {args.command}: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as err:
+        print(f"zoo {args.command}: {err or 'interrupted'}", file=sys.stderr)
         return 130
     return 0
 

@@ -1,20 +1,57 @@
-"""The training run behind `zoo train`: build a model, fit it, write the run directory.
+"""The training run behind `zoo train`: load the data, build a model, fit it
+with the zoo's callbacks, and keep the run directory current.
 
-A run directory holds `model.keras` (the trained model), `config.json` (every
-setting and the library versions), `history.json` (the per-epoch losses) and
-`samples.png` (a grid of generated images). Every file is written atomically.
+A run directory holds:
+
+    model.keras          the model with its optimizer state (after every epoch)
+    config.json          every setting of the run, the data, library versions
+    history.json         per-epoch losses and learning rates, across resumes
+    samples.png          a grid of generated images (at the end)
+    checkpoint/          Keras' BackupAndRestore state, for `--resume`
+    train/ validation/   TensorBoard scalars, per step and per epoch
+    images/              TensorBoard image summaries, every epoch
+    projector/           TensorBoard projector export of held-out codes (AE/VAE)
+
+Every file of ours is written atomically; `tensorboard --logdir RUN_DIR`
+(or its parent) shows it all.
 """
 
 import os
 import platform
+import shutil
 import time
 
 import keras
 
 import zoo
-from zoo import _io
+from zoo import _checks, _io
 
 DEFAULT_LATENT_DIM = {"ae": 16, "dae": 64, "vae": 16, "dcgan": 100}
+# Settings that define a run: `--resume` takes them from config.json.
+DEFAULTS = {
+    "dataset": "digits",
+    "batch_size": 128,
+    "latent_dim": None,
+    "learning_rate": None,
+    "d_learning_rate": None,
+    "g_learning_rate": None,
+    "image_size": None,
+    "binarize": None,
+    "cache": False,
+    "take": None,
+    "data_dir": None,
+    "seed": 0,
+    "log_every": 1,
+    "validation": True,
+}
+# Held-out images for the projector (and, the first few, for reconstructions).
+HELD_OUT = 1000
+_RUN_FILES = ("model.keras", "config.json", "history.json", "samples.png")
+_RUN_DIRS = ("checkpoint", "train", "validation", "images", "projector")
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during `train`; the message says what is saved and how to resume."""
 
 
 def build_model(model_name, image_shape, latent_dim=None, seed=None, **options):
@@ -33,14 +70,21 @@ def build_model(model_name, image_shape, latent_dim=None, seed=None, **options):
     return zoo.MODELS[model_name](image_shape, latent_dim, seed=seed, **kwargs)
 
 
-def compile_model(model, learning_rate=None):
+def compile_model(model, learning_rate=None, d_learning_rate=None, g_learning_rate=None):
+    """Adam(1e-3) for AE/VAE; Adam(2e-4, beta_1=0.5) per player for the DCGAN.
+
+    `learning_rate` sets every optimizer; `d_learning_rate`/`g_learning_rate`
+    override it for the DCGAN's discriminator/generator.
+    """
     if isinstance(model, zoo.DCGAN):
         lr = learning_rate or 2e-4
         model.compile(
-            d_optimizer=keras.optimizers.Adam(lr, beta_1=0.5),
-            g_optimizer=keras.optimizers.Adam(lr, beta_1=0.5),
+            d_optimizer=keras.optimizers.Adam(d_learning_rate or lr, beta_1=0.5),
+            g_optimizer=keras.optimizers.Adam(g_learning_rate or lr, beta_1=0.5),
         )
     else:
+        if d_learning_rate or g_learning_rate:
+            raise ValueError("d_learning_rate and g_learning_rate are for the DCGAN's two players; use learning_rate.")
         model.compile(optimizer=keras.optimizers.Adam(learning_rate or 1e-3))
     return model
 
@@ -67,35 +111,212 @@ def library_versions():
     }
 
 
-def train(model_name, dataset="digits", epochs=10, out="runs/run", batch_size=128, latent_dim=None,
-          learning_rate=None, seed=0, overwrite=False, verbose=1, **model_options):
-    """Train `model_name` on `dataset` and write the run directory `out`. Returns the model."""
-    from export.grid import save_grid
+def completed_epochs(out):
+    """Epochs whose training state is saved in `out/checkpoint` (0 if none)."""
+    state = _io.read_json(os.path.join(out, "checkpoint", "training_metadata.json"), {}) or {}
+    return int(state.get("epoch", 0))
+
+
+def _holds_run(out):
+    return any(os.path.exists(os.path.join(out, name)) for name in ("model.keras", "config.json", "checkpoint"))
+
+
+def _start_fresh(out, model_name, overwrite):
+    if not _holds_run(out):
+        return
+    if not overwrite:
+        config = _io.read_json(os.path.join(out, "config.json"), {}) or {}
+        done = f"{completed_epochs(out)} of {config.get('epochs', '?')} epochs of {config.get('model', model_name)}"
+        raise ValueError(
+            f"{out} already holds a run ({done}); pass --resume to continue it, --overwrite to start again, "
+            "or choose another --out."
+        )
+    for name in _RUN_FILES:
+        if os.path.exists(os.path.join(out, name)):
+            os.remove(os.path.join(out, name))
+    for name in _RUN_DIRS:
+        shutil.rmtree(os.path.join(out, name), ignore_errors=True)
+
+
+def _normalise(settings):
+    settings = dict(settings)
+    if settings.get("image_size") is not None:
+        size = settings["image_size"]
+        settings["image_size"] = [size, size] if isinstance(size, int) else [int(s) for s in size]
+    return settings
+
+
+def _resume_settings(out, model_name, given):
+    config = _io.read_json(os.path.join(out, "config.json"))
+    if config is None:
+        raise FileNotFoundError(f"{out} holds no run to resume (no config.json); start it without --resume.")
+    if config.get("model") != model_name:
+        raise ValueError(f"{out} holds a {config.get('model')!r} run, not {model_name!r}; resume it as `zoo train {config.get('model')} ...`.")
+    saved = {key: config.get(key, default) for key, default in DEFAULTS.items()}
+    saved["model_options"] = config.get("model_options", {})
+    conflicts = [f"{key}={value!r} (saved: {saved[key]!r})" for key, value in given.items()
+                 if key != "model_options" and value != saved[key]]
+    conflicts += [f"{key}={value!r} (saved: {saved['model_options'].get(key)!r})"
+                  for key, value in given.get("model_options", {}).items() if value != saved["model_options"].get(key)]
+    if conflicts:
+        raise ValueError(
+            f"--resume continues {out} with the settings saved in its config.json, but these differ: "
+            f"{', '.join(conflicts)}. Drop them, or start a new run with another --out."
+        )
+    return saved, config
+
+
+def _held_out(dataset, image_shape, settings, binarize, download):
+    """(images, labels) of up to HELD_OUT fixed held-out images, and the validation dataset (or None)."""
     from zoo import data
 
-    model_path = os.path.join(out, "model.keras")
-    if os.path.exists(model_path) and not overwrite:
-        raise ValueError(f"{out} already holds a trained model; choose another --out or pass --overwrite.")
+    kwargs = dict(image_size=image_shape[:2], channels=image_shape[2], cache=settings["cache"],
+                  data_dir=settings["data_dir"], download=download)
+    take = settings["take"]
+    try:
+        images, labels = data.arrays(dataset, "test", limit=min(HELD_OUT, take or HELD_OUT), binarize=False, **kwargs)
+        validation = None
+        if settings["validation"]:
+            validation = data.load(dataset, "test", settings["batch_size"], shuffle=False, seed=settings["seed"],
+                                   take=take, binarize=binarize, **kwargs)
+    except ValueError as err:
+        print(f"zoo train: no held-out images ({err}); training without validation, reconstructions or projector.")
+        return None, None, None
+    return images, labels, validation
+
+
+def train(model_name, dataset=None, epochs=10, out="runs/run", batch_size=None, latent_dim=None, learning_rate=None,
+          d_learning_rate=None, g_learning_rate=None, image_size=None, binarize=None, cache=None, take=None,
+          data_dir=None, download=True, seed=None, log_every=None, validation=None, resume=False, overwrite=False,
+          verbose=1, **model_options):
+    """Train `model_name` on `dataset` and keep the run directory `out` current. Returns the model.
+
+    Args:
+        model_name: str. "ae", "dae", "vae" or "dcgan".
+        dataset: str. A `zoo.data.load` source. Defaults to "digits".
+        epochs: int. Train until this many epochs in total (a resumed run
+            counts the epochs it already has). Defaults to 10.
+        out: str. The run directory.
+        batch_size, latent_dim, seed: the usual. Default 128, per model, 0.
+        learning_rate: float. Every optimizer's. Defaults to 1e-3 (AE/VAE)
+            or 2e-4 (DCGAN).
+        d_learning_rate, g_learning_rate: float. The DCGAN players' own.
+        image_size, binarize, cache, take, data_dir, download: as for
+            `zoo.data.load`. `binarize` defaults to True for a Bernoulli VAE.
+        log_every: int. Per-step TensorBoard scalars every this many steps.
+            Defaults to 1.
+        validation: bool. Evaluate on the held-out split after every epoch.
+            Defaults to True.
+        resume: bool. Continue the run in `out` from its last completed
+            epoch, with its saved settings (weights, optimizer state, epoch
+            and step counters, history). Defaults to False.
+        overwrite: bool. Delete a run already in `out` and start again.
+        **model_options: model hyperparameters (noise_stddev, likelihood,
+            beta, loss); None means the model's default.
+
+    Ctrl-C stops at once and raises `Interrupted` (a KeyboardInterrupt); the
+    last completed epoch stays saved and `resume=True` continues from it.
+    """
+    from export.grid import save_grid
+    from zoo import callbacks, data
+
+    if model_name not in zoo.MODELS:
+        raise ValueError(f"model={model_name!r} is not known; allowed values are {', '.join(map(repr, zoo.MODELS))}.")
+    epochs = _checks.positive_int("epochs", epochs)
+    if log_every is not None and (isinstance(log_every, bool) or not isinstance(log_every, int) or log_every < 0):
+        raise ValueError(f"log_every={log_every!r} must be an integer >= 0 (0: per-epoch scalars only).")
+    given = {key: value for key, value in dict(
+        dataset=dataset, batch_size=batch_size, latent_dim=latent_dim, learning_rate=learning_rate,
+        d_learning_rate=d_learning_rate, g_learning_rate=g_learning_rate, image_size=image_size, binarize=binarize,
+        cache=cache, take=take, data_dir=data_dir, seed=seed, log_every=log_every, validation=validation,
+    ).items() if value is not None}
+    options = {key: value for key, value in model_options.items() if value is not None}
+    if options:
+        given["model_options"] = options
+    given = _normalise(given)
+    if resume:
+        settings, config = _resume_settings(out, model_name, given)
+    else:
+        _start_fresh(out, model_name, overwrite)
+        settings = {**DEFAULTS, "model_options": {}, **given}
+        config = None
+    settings["model"] = model_name
+    # Record the effective values, so config.json shows what the run used.
+    settings["latent_dim"] = settings["latent_dim"] or DEFAULT_LATENT_DIM[model_name]
+    settings["learning_rate"] = settings["learning_rate"] or (2e-4 if model_name == "dcgan" else 1e-3)
+    if model_name == "dcgan":
+        settings["d_learning_rate"] = settings["d_learning_rate"] or settings["learning_rate"]
+        settings["g_learning_rate"] = settings["g_learning_rate"] or settings["learning_rate"]
+    seed = settings["seed"]
     if seed is not None:
         keras.utils.set_random_seed(seed)
-    train_ds = data.load(dataset, split="train", batch_size=batch_size, seed=seed)
-    image_shape = tuple(train_ds.element_spec[0].shape[1:])
-    model = compile_model(build_model(model_name, image_shape, latent_dim, seed=seed, **model_options), learning_rate)
 
-    config = {
-        "model": model_name,
-        "model_config": model.get_config(),
-        "dataset": dataset,
-        "epochs": epochs,
-        "batch_size": batch_size,
-        "learning_rate": learning_rate,
-        "seed": seed,
-        "versions": library_versions(),
-    }
+    options = settings["model_options"]
+    if settings["binarize"] is None:
+        settings["binarize"] = model_name == "vae" and options.get("likelihood", "bernoulli") == "bernoulli"
+    binarize = bool(settings["binarize"])
+    dataset = settings["dataset"]
+    train_ds = data.load(
+        dataset, "train", settings["batch_size"], seed=seed, take=settings["take"], for_model=model_name,
+        image_size=settings["image_size"], binarize=binarize, cache=settings["cache"], data_dir=settings["data_dir"],
+        download=download,
+    )
+    image_shape = train_ds.image_shape
+    settings["image_size"] = list(image_shape[:2])
+    held_images, held_labels, validation_ds = _held_out(dataset, image_shape, settings, binarize, download)
+
+    if config is not None:
+        model = zoo.MODELS[model_name].from_config(config["model_config"])
+    else:
+        model = build_model(model_name, image_shape, settings["latent_dim"], seed=seed, **options)
+    compile_model(model, settings["learning_rate"], settings["d_learning_rate"], settings["g_learning_rate"])
+
+    done = completed_epochs(out) if resume else 0
+    if config is None:
+        config = {
+            **settings,
+            "latent_dim": model.latent_dim,
+            "model_config": model.get_config(),
+            "data": {
+                "image_shape": list(image_shape),
+                "binarize": binarize,
+                "num_train": train_ds.num_examples,
+                "num_held_out": None if held_images is None else len(held_images),
+                "class_names": train_ds.class_names,
+                "skipped_files": train_ds.skipped_files,
+            },
+            "versions": library_versions(),
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "resumed": [],
+        }
+    else:
+        config["resumed"] = config.get("resumed", []) + [
+            {"from_epoch": done, "at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "versions": library_versions()}
+        ]
+    config["epochs"] = epochs
     _io.write_json(config, os.path.join(out, "config.json"))
-    started = time.time()
-    history = model.fit(train_ds, epochs=epochs, verbose=verbose, shuffle=False)  # the pipeline shuffles
-    _io.save_model(model, model_path)
-    _io.write_json({"history": history.history, "seconds": time.time() - started}, os.path.join(out, "history.json"))
+
+    run_callbacks = [
+        callbacks.TensorBoard(out, update_freq=settings["log_every"] or "epoch"),
+        callbacks.ImageSummaries(out, images=held_images, seed=seed or 0),
+    ]
+    if held_images is not None and not isinstance(model, zoo.DCGAN):
+        run_callbacks.append(callbacks.EmbeddingProjector(out, held_images, held_labels, train_ds.class_names))
+    run_callbacks += [
+        callbacks.RunCheckpoint(out),
+        # Last, so that what it records as done has been logged and saved.
+        keras.callbacks.BackupAndRestore(os.path.join(out, "checkpoint"), double_checkpoint=True, delete_checkpoint=False),
+    ]
+    try:
+        model.fit(train_ds, epochs=epochs, validation_data=validation_ds, callbacks=run_callbacks, verbose=verbose,
+                  shuffle=False)  # the pipeline shuffles
+    except KeyboardInterrupt:
+        saved = completed_epochs(out)
+        raise Interrupted(
+            f"interrupted; {out} keeps the model and optimizer state after epoch {saved} of {epochs}. "
+            f"Continue with: zoo train {model_name} --out {out} --epochs {epochs} --resume"
+        ) from None
+    if not os.path.exists(os.path.join(out, "model.keras")):
+        _io.save_model(model, os.path.join(out, "model.keras"))  # nothing was left to train
     save_grid(keras.ops.convert_to_numpy(generate_images(model, 64, seed=0)), os.path.join(out, "samples.png"), ncols=8)
     return model
