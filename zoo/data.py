@@ -520,10 +520,10 @@ def load(source, split="train", batch_size=128, shuffle=True, seed=None, take=No
         images, labels = digits_arrays(split)
         src = _array_source(images[:take], labels[:take], [str(d) for d in range(10)])
     elif source.startswith("idx:"):
-        images, labels = idx_arrays(source[4:], split)
+        images, labels = idx_arrays(os.path.expanduser(source[4:]), split)
         src = _array_source(images[:take], labels[:take])
     elif source.startswith("folder:"):
-        src = _folder_source(source[7:], split, holdout, take, channels)
+        src = _folder_source(os.path.expanduser(source[7:]), split, holdout, take, channels)
     else:
         name = source[5:] if source.startswith("tfds:") else source
         if os.path.isdir(name):
