@@ -267,14 +267,10 @@ def evaluate_model(model, train, test, classifier, k=DEFAULT_K, n_likelihood=Non
 
 
 def dataset_arrays(name, split):
-    """(images, labels) of a dataset source known to `zoo.data`."""
+    """(images, labels) of a `zoo.data` source (the run's config["dataset"])."""
     from zoo import data
 
-    if hasattr(data, "arrays"):
-        return data.arrays(name, split)
-    if name == "digits":
-        return data.digits_arrays(split)
-    raise ValueError(f"dataset {name!r} cannot be loaded as arrays; this genzoo knows 'digits'.")
+    return data.arrays(name, split)
 
 
 def evaluate_run(run_dir, k=DEFAULT_K, n_likelihood=None, n_samples=10000, sampler="prior", n_components=10,
