@@ -226,6 +226,17 @@ def test_folder_centre_crop_keeps_the_middle(tmp_path):
     assert images[0, :, 0].max() < 0.01 and images[0, :, 8].min() > 0.99
 
 
+def test_folder_labels_mean_the_same_class_in_every_split(tmp_path):
+    for split, classes in (("train", "abc"), ("test", "ac")):  # no "b" in the test split
+        for name in classes:
+            save(tmp_path / split / name / "x.png", np.full((4, 4), 10 * "abc".index(name)))
+    ds = data.load(f"folder:{tmp_path}", "test", shuffle=False)
+    assert ds.class_names == ["a", "b", "c"]
+    images, labels = epoch(ds)
+    np.testing.assert_array_equal(labels, [0, 2])
+    np.testing.assert_allclose(images[:, 0, 0, 0] * 255, [0, 20], atol=1e-4)
+
+
 def test_folder_skips_unreadable_files_with_a_count(tmp_path):
     rng = np.random.default_rng(0)
     for i in range(4):

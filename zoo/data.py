@@ -244,9 +244,12 @@ def _folder_source(directory, split, holdout, take, channels):
     if {"train", "test"} <= subdirs:
         base = os.path.join(directory, split)
         files = _image_files(base)
+        every_file = [os.path.relpath(p, os.path.join(directory, s)) for s in SPLITS
+                      for p in _image_files(os.path.join(directory, s))]
     else:
         base = directory
         files = _image_files(base)
+        every_file = [os.path.relpath(p, base) for p in files]
         # A stable hash of the relative path: the same files stay held out
         # on every machine and when new files are added.
         cut = holdout * 10_000
@@ -275,7 +278,8 @@ def _folder_source(directory, split, holdout, take, channels):
 
     paths = [p for p, _, _ in readable]
     tops = [os.path.relpath(p, base).split(os.sep) for p in paths]
-    class_names = sorted({parts[0] for parts in tops if len(parts) > 1}) or None
+    # Classes come from the files of every split, so a label means the same class in each.
+    class_names = sorted({rel.split(os.sep)[0] for rel in every_file if os.sep in rel}) or None
     index = {name: i for i, name in enumerate(class_names or [])}
     labels = [index[parts[0]] if len(parts) > 1 else UNLABELLED for parts in tops]
     if channels is None:
