@@ -241,3 +241,7 @@ def test_existing_runs_and_resume_mistakes(capsys, runs, tmp_path):
     assert code == 2 and "holds a 'ae' run, not 'vae'" in err
     code, err = run_main(capsys, "train", "vae", "--resume", "--out", tmp_path / "nothing")
     assert code == 2 and "holds no run to resume (no config.json)" in err
+    lost = tmp_path / "lost"
+    shutil.copytree(root / "ae", lost, ignore=shutil.ignore_patterns("checkpoint"))
+    code, err = run_main(capsys, "train", "ae", "--epochs", "2", "--resume", "--out", lost)
+    assert code == 2 and "has a model.keras but no checkpoint/ to resume from" in err

@@ -361,7 +361,9 @@ class RunCheckpoint(keras.callbacks.Callback):
         self.record = None
 
     def on_train_begin(self, logs=None):
-        self.record = _io.read_json(self.history_path, None) or {"epoch": [], "history": {}, "seconds": 0.0}
+        self.record = _io.read_json(self.history_path, None) or {}
+        if "epoch" not in self.record:  # none yet, or not ours: start a new record
+            self.record = {"epoch": [], "history": {}, "seconds": 0.0}
         self._started = time.time()
         self._seconds_before = float(self.record.get("seconds", 0.0))
 

@@ -236,6 +236,11 @@ def train(model_name, dataset=None, epochs=10, out="runs/run", batch_size=None, 
     given = _normalise(given)
     if resume:
         settings, config = _resume_settings(out, model_name, given)
+        if not os.path.isdir(os.path.join(out, "checkpoint")) and os.path.exists(os.path.join(out, "model.keras")):
+            raise ValueError(
+                f"{out} has a model.keras but no checkpoint/ to resume from (an older genzoo's run, or the folder "
+                "was deleted), so the training state is lost; start again with --overwrite."
+            )
     else:
         _start_fresh(out, model_name, overwrite)
         settings = {**DEFAULTS, "model_options": {}, **given}
