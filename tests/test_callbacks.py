@@ -5,6 +5,8 @@ zoo's subclassed models (the DCGAN's two optimizers included)."""
 import io
 import json
 import math
+import os
+import signal
 
 import keras
 import numpy as np
@@ -192,7 +194,7 @@ def test_backup_and_restore_resumes_weights_optimizers_and_epoch(tmp_path, digit
     backup = str(tmp_path / "checkpoint")
     first = make()
     first.fit(digits[0], epochs=1, batch_size=16, verbose=0,
-              callbacks=[keras.callbacks.BackupAndRestore(backup, delete_checkpoint=False)])
+              callbacks=[callbacks.BackupAndRestore(backup, delete_checkpoint=False)])
     trained = [w.numpy().copy() for w in first.weights]
 
     class Snapshot(keras.callbacks.Callback):
@@ -209,3 +211,15 @@ def test_backup_and_restore_resumes_weights_optimizers_and_epoch(tmp_path, digit
         np.testing.assert_array_equal(restored, saved)
     assert set(snapshot.steps.values()) == {4}  # every optimizer's state came back
     assert callbacks.steps_done(second) == 8
+
+
+def test_interrupts_deferred_finishes_the_block_then_raises():
+    finished = []
+    with pytest.raises(KeyboardInterrupt):
+        with callbacks.interrupts_deferred():
+            os.kill(os.getpid(), signal.SIGINT)
+            finished.append(True)  # still runs: the interrupt waits
+    assert finished == [True]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    with callbacks.interrupts_deferred():
+        pass  # no signal, no exception

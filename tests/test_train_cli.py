@@ -143,7 +143,7 @@ def test_ctrl_c_leaves_a_checkpoint_and_says_how_to_resume(tmp_path):
     process = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 240
     while time.time() < deadline and process.poll() is None:
-        if (run / "history.json").is_file():
+        if (run / "checkpoint" / "training_metadata.json").is_file():  # epoch 1 saved
             break
         time.sleep(0.2)
     time.sleep(0.5)  # into the next epoch

@@ -10,14 +10,17 @@ learning rate, image summaries, the embedding projector and run checkpoints.
 ...     zoo.callbacks.ImageSummaries(log_dir, images=images[:64]),  # run images/
 ...     zoo.callbacks.EmbeddingProjector(log_dir, images, labels),  # run projector/
 ...     zoo.callbacks.RunCheckpoint(log_dir),                      # model.keras, history.json
-...     keras.callbacks.BackupAndRestore(f"{log_dir}/checkpoint"),  # resume after a crash
+...     zoo.callbacks.BackupAndRestore(f"{log_dir}/checkpoint"),    # resume after a crash
 ... ])
 
 Then `tensorboard --logdir runs`.
 """
 
+import contextlib
 import math
 import os
+import signal
+import threading
 import time
 
 import keras
@@ -337,6 +340,47 @@ class EmbeddingProjector(keras.callbacks.Callback):
             self._writer = None
 
 
+@contextlib.contextmanager
+def interrupts_deferred():
+    """Hold Ctrl-C (SIGINT) until the block is done, so that a checkpoint is
+    never left half-written; the interrupt is raised when the block ends.
+    Outside the main thread (where Python cannot handle signals) it does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if received:
+            if callable(previous):
+                previous(signal.SIGINT, None)
+            else:
+                raise KeyboardInterrupt
+
+
+class BackupAndRestore(keras.callbacks.BackupAndRestore):
+    """`keras.callbacks.BackupAndRestore` whose saves Ctrl-C cannot cut in half.
+
+    Keras' callback saves the weights (optimizer state included; both of the
+    DCGAN's optimizers) and the epoch reached, and restores them when `fit`
+    starts again. Here a Ctrl-C during a save waits until the save is done.
+    Arguments as for Keras' callback.
+    """
+
+    def on_epoch_end(self, epoch, logs=None):
+        with interrupts_deferred():
+            super().on_epoch_end(epoch, logs)
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.save_freq == "epoch":
+            return
+        with interrupts_deferred():
+            super().on_train_batch_end(batch, logs)
+
+
 class RunCheckpoint(keras.callbacks.Callback):
     """Keep a run directory current at every epoch end: `model.keras` (the
     whole model with its optimizer state, reloadable with
@@ -344,7 +388,7 @@ class RunCheckpoint(keras.callbacks.Callback):
     `fit` of the run, continued across resumes), each written atomically, so
     a crash or Ctrl-C leaves the last completed epoch behind.
 
-    Pair it with `keras.callbacks.BackupAndRestore` (placed after it) to
+    Pair it with `BackupAndRestore` (placed after it) to
     resume: the history drops any epoch that is trained again.
 
     Args:
@@ -383,6 +427,7 @@ class RunCheckpoint(keras.callbacks.Callback):
             "history": history,
             "seconds": self._seconds_before + time.time() - self._started,
         }
-        if self.save_model:
-            _io.save_model(self.model, self.model_path)
-        _io.write_json(self.record, self.history_path)
+        with interrupts_deferred():
+            if self.save_model:
+                _io.save_model(self.model, self.model_path)
+            _io.write_json(self.record, self.history_path)

@@ -113,8 +113,13 @@ def library_versions():
 
 def completed_epochs(out):
     """Epochs whose training state is saved in `out/checkpoint` (0 if none)."""
-    state = _io.read_json(os.path.join(out, "checkpoint", "training_metadata.json"), {}) or {}
-    return int(state.get("epoch", 0))
+    for name in ("training_metadata.json", "training_metadata.json.bkp"):
+        try:
+            state = _io.read_json(os.path.join(out, "checkpoint", name), {}) or {}
+        except ValueError:  # cut short by a crash: the previous copy
+            continue
+        return int(state.get("epoch", 0))
+    return 0
 
 
 def _holds_run(out):
@@ -310,7 +315,7 @@ def train(model_name, dataset=None, epochs=10, out="runs/run", batch_size=None, 
     run_callbacks += [
         callbacks.RunCheckpoint(out),
         # Last, so that what it records as done has been logged and saved.
-        keras.callbacks.BackupAndRestore(os.path.join(out, "checkpoint"), double_checkpoint=True, delete_checkpoint=False),
+        callbacks.BackupAndRestore(os.path.join(out, "checkpoint"), double_checkpoint=True, delete_checkpoint=False),
     ]
     try:
         model.fit(train_ds, epochs=epochs, validation_data=validation_ds, callbacks=run_callbacks, verbose=verbose,
