@@ -118,7 +118,7 @@ def test_resume_continues_epochs_optimizer_history_and_steps(runs, tmp_path):
     run = tmp_path / "vae"
     shutil.copytree(root / "vae", run)
     before = json.loads((run / "history.json").read_text())
-    result = subprocess.run(zoo_command("train", "vae", "--epochs", "2", "--out", run, "--resume"),
+    result = subprocess.run(zoo_command("train", "vae", "--epochs", "2", "--out", run, "--resume", "--log-every", "2"),
                             cwd=REPO, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Epoch 2/2" in result.stdout and "Epoch 1/2" not in result.stdout
@@ -130,10 +130,12 @@ def test_resume_continues_epochs_optimizer_history_and_steps(runs, tmp_path):
     assert json.loads((run / "checkpoint" / "training_metadata.json").read_text())["epoch"] == 2
     assert int(keras.saving.load_model(run / "model.keras").optimizer.iterations) == 8
     train = read_run(run / "train")
-    assert steps(train, "batch_loss") == list(range(1, 9)) and steps(train, "epoch_loss") == [0, 1]
+    # Steps continue after 4; the resumed run logs every 2nd step (--log-every may change on resume).
+    assert steps(train, "batch_loss") == [1, 2, 3, 4, 6, 8] and steps(train, "epoch_loss") == [0, 1]
     assert steps(read_run(run / "images"), "samples") == [0, 1]
     config = json.loads((run / "config.json").read_text())
-    assert config["epochs"] == 2 and config["resumed"][0]["from_epoch"] == 1
+    assert config["epochs"] == 2 and config["log_every"] == 2
+    assert config["resumed"][0]["from_epoch"] == 1 and config["resumed"][0]["changed"] == {"log_every": 2}
 
 
 def test_ctrl_c_leaves_a_checkpoint_and_says_how_to_resume(tmp_path):

@@ -44,6 +44,8 @@ DEFAULTS = {
     "log_every": 1,
     "validation": True,
 }
+# Settings a resumed run may change: how it logs and reads, not what it learns.
+_RESUME_MAY_CHANGE = ("log_every", "validation", "cache", "data_dir")
 # Held-out images for the projector (and, the first few, for reconstructions).
 HELD_OUT = 1000
 _RUN_FILES = ("model.keras", "config.json", "history.json", "samples.png")
@@ -159,6 +161,7 @@ def _resume_settings(out, model_name, given):
         raise ValueError(f"{out} holds a {config.get('model')!r} run, not {model_name!r}; resume it as `zoo train {config.get('model')} ...`.")
     saved = {key: config.get(key, default) for key, default in DEFAULTS.items()}
     saved["model_options"] = config.get("model_options", {})
+    saved.update({key: given[key] for key in _RESUME_MAY_CHANGE if key in given})
     conflicts = [f"{key}={value!r} (saved: {saved[key]!r})" for key, value in given.items()
                  if key != "model_options" and value != saved[key]]
     conflicts += [f"{key}={value!r} (saved: {saved['model_options'].get(key)!r})"
@@ -213,8 +216,9 @@ def train(model_name, dataset=None, epochs=10, out="runs/run", batch_size=None, 
         validation: bool. Evaluate on the held-out split after every epoch.
             Defaults to True.
         resume: bool. Continue the run in `out` from its last completed
-            epoch, with its saved settings (weights, optimizer state, epoch
-            and step counters, history). Defaults to False.
+            epoch (weights, optimizer state, epoch and step counters,
+            history) with its saved settings; only log_every, validation,
+            cache and data_dir may change. Defaults to False.
         overwrite: bool. Delete a run already in `out` and start again.
         **model_options: model hyperparameters (noise_stddev, likelihood,
             beta, loss); None means the model's default.
@@ -300,9 +304,12 @@ def train(model_name, dataset=None, epochs=10, out="runs/run", batch_size=None, 
             "resumed": [],
         }
     else:
-        config["resumed"] = config.get("resumed", []) + [
-            {"from_epoch": done, "at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "versions": library_versions()}
-        ]
+        changed = {key: settings[key] for key in _RESUME_MAY_CHANGE if settings[key] != config.get(key)}
+        config.update(changed)
+        config["resumed"] = config.get("resumed", []) + [{
+            "from_epoch": done, "at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "changed": changed,
+            "versions": library_versions(),
+        }]
     config["epochs"] = epochs
     _io.write_json(config, os.path.join(out, "config.json"))
 
