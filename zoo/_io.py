@@ -2,28 +2,17 @@
 
 import json
 import os
-import tempfile
 
-
-def _temp_beside(path, suffix):
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=directory)
-    os.close(fd)
-    # mkstemp makes 0600 files; give the result the permissions a plain open() would.
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
-    return tmp
+# The one atomic-write helper of the project lives in the (Keras-free) export layer.
+from export import _files
 
 
 def _replace_or_clean(tmp, path, write):
     try:
         write(tmp)
-        os.replace(tmp, path)
+        _files.move_into_place(tmp, path)
     except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+        _files.remove(tmp)
         raise
     return path
 
@@ -34,12 +23,12 @@ def write_json(data, path):
             json.dump(data, f, indent=2, sort_keys=True, default=str)
             f.write("\n")
 
-    return _replace_or_clean(_temp_beside(path, ".json"), path, write)
+    return _replace_or_clean(_files.temp_file_beside(path, ".json"), path, write)
 
 
 def save_model(model, path):
     """`model.save(path)` through a temporary `.keras` file and an atomic rename."""
-    return _replace_or_clean(_temp_beside(path, ".keras"), path, lambda tmp: model.save(tmp))
+    return _replace_or_clean(_files.temp_file_beside(path, ".keras"), path, lambda tmp: model.save(tmp))
 
 
 def write_text(text, path):
@@ -49,7 +38,7 @@ def write_text(text, path):
         with open(tmp, "w") as f:
             f.write(text)
 
-    return _replace_or_clean(_temp_beside(path, os.path.splitext(path)[1]), path, write)
+    return _replace_or_clean(_files.temp_file_beside(path, os.path.splitext(path)[1]), path, write)
 
 
 def read_json(path, default=None):
