@@ -247,3 +247,26 @@ def test_existing_runs_and_resume_mistakes(capsys, runs, tmp_path):
     shutil.copytree(root / "ae", lost, ignore=shutil.ignore_patterns("checkpoint"))
     code, err = run_main(capsys, "train", "ae", "--epochs", "2", "--resume", "--out", lost)
     assert code == 2 and "has a model.keras but no checkpoint/ to resume from" in err
+
+
+def test_train_in_mixed_bfloat16_keeps_float32_weights_and_losses(tmp_path):
+    """--precision mixed_bfloat16 computes in bfloat16 but keeps weights and losses in float32."""
+    import json
+
+    import keras
+
+    from zoo import training
+
+    keras.mixed_precision.set_global_policy("float32")
+    try:
+        model = training.train("vae", dataset="digits", epochs=1, take=64, batch_size=32, out=str(tmp_path / "run"),
+                               precision="mixed_bfloat16", validation=False, verbose=0)
+        assert keras.mixed_precision.global_policy().name == "float32"  # the caller's policy is back
+        assert model.decoder.get_layer("deconv0").compute_dtype == "bfloat16"
+        assert all(w.dtype == "float32" for w in model.weights if "seed" not in w.path)
+        assert model.decoder.output.dtype == "float32"
+        history = json.loads((tmp_path / "run" / "history.json").read_text())["history"]
+        assert all(v == v for v in history["loss"])  # finite, not NaN
+        assert json.loads((tmp_path / "run" / "config.json").read_text())["precision"] == "mixed_bfloat16"
+    finally:
+        keras.mixed_precision.set_global_policy("float32")

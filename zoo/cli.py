@@ -54,6 +54,8 @@ def _add_train(subparsers):
     p.add_argument("--likelihood", default=None, help="vae: bernoulli or gaussian")
     p.add_argument("--beta", type=float, default=None, help="vae: weight of the KL term")
     p.add_argument("--loss", default=None, help="ae: bce or mse; dcgan: non_saturating or minimax")
+    p.add_argument("--precision", default=None, choices=["float32", "mixed_bfloat16"],
+                   help="Keras dtype policy (default float32; mixed_bfloat16 is faster on CPUs with AMX/AVX512-BF16)")
     p.set_defaults(run=_run_train)
 
 
@@ -66,7 +68,7 @@ def _run_train(args):
         latent_dim=args.latent_dim, learning_rate=args.lr, d_learning_rate=args.d_lr, g_learning_rate=args.g_lr,
         image_size=args.image_size, binarize=args.binarize, cache=args.cache, take=args.take,
         data_dir=args.data_dir, download=not args.no_download, seed=args.seed, log_every=args.log_every,
-        validation=args.validation, resume=args.resume, overwrite=args.overwrite, **options,
+        validation=args.validation, resume=args.resume, overwrite=args.overwrite, precision=args.precision, **options,
     )
     print(f"wrote {args.out}: model.keras, samples.png, TensorBoard logs (tensorboard --logdir {args.out})")
 
