@@ -214,6 +214,15 @@ def test_backup_and_restore_resumes_weights_optimizers_and_epoch(tmp_path, digit
 
 
 def test_interrupts_deferred_finishes_the_block_then_raises():
+    # Python's own handler, whatever this process inherited (a background job starts with SIGINT ignored).
+    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        _check_interrupts_deferred()
+    finally:
+        signal.signal(signal.SIGINT, inherited)
+
+
+def _check_interrupts_deferred():
     finished = []
     with pytest.raises(KeyboardInterrupt):
         with callbacks.interrupts_deferred():

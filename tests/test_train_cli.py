@@ -142,7 +142,10 @@ def test_ctrl_c_leaves_a_checkpoint_and_says_how_to_resume(tmp_path):
     run = tmp_path / "run"
     cmd = zoo_command("train", "vae", "--dataset", "digits", "--batch-size", "16", "--epochs", "200",
                       "--log-every", "0", "--no-validation", "--out", run)
-    process = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # A Ctrl-C reaches the child as it would from a terminal, even where this test runs as a
+    # background job (whose children start with SIGINT ignored).
+    process = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 240
     while time.time() < deadline and process.poll() is None:
         if (run / "checkpoint" / "training_metadata.json").is_file():  # epoch 1 saved
