@@ -142,7 +142,20 @@ def interpolate(z0, z1, steps, spherical=False):
     return ((1 - t) * z0 + t * z1).astype(np.float32)
 
 
-class ImageSummaries(keras.callbacks.Callback):
+class _EpochWriter(keras.callbacks.Callback):
+    """Calls `self.write(epoch)` every `self.every` epochs; closes `self._writer` at the end."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        if (epoch + 1) % self.every == 0:
+            self.write(epoch)
+
+    def on_train_end(self, logs=None):
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+
+class ImageSummaries(_EpochWriter):
     """TensorBoard image summaries at the end of every `every`-th epoch, in
     the run `log_dir/images`:
 
@@ -231,17 +244,8 @@ class ImageSummaries(keras.callbacks.Callback):
                 tf.summary.image(name, grid[None], step=step, description=self._DESCRIPTIONS[name])
         self._writer.flush()
 
-    def on_epoch_end(self, epoch, logs=None):
-        if (epoch + 1) % self.every == 0:
-            self.write(epoch)
 
-    def on_train_end(self, logs=None):
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
-
-
-class EmbeddingProjector(keras.callbacks.Callback):
+class EmbeddingProjector(_EpochWriter):
     """Export the codes of held-out images to TensorBoard's embedding
     projector, with their labels and a sprite of the images (AE/VAE).
 
@@ -329,15 +333,6 @@ class EmbeddingProjector(keras.callbacks.Callback):
                 f"shape {codes.shape}; open the Projector tab", step=step
             )
         self._writer.flush()
-
-    def on_epoch_end(self, epoch, logs=None):
-        if (epoch + 1) % self.every == 0:
-            self.write(epoch)
-
-    def on_train_end(self, logs=None):
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
 
 
 @contextlib.contextmanager
