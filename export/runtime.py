@@ -11,6 +11,7 @@ import onnxruntime as ort
 
 from export import grid as _grid
 from export import metadata as _metadata
+from export.latents import interpolate_latents
 
 _PROVIDER_ALIASES = {"cpu": ["CPUExecutionProvider"], "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"]}
 
@@ -169,31 +170,16 @@ class OnnxGenerator:
             float32 array (steps, H, W, C) in [0, 1]; the first image is
             generate(z0), the last generate(z1).
         """
-        if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 2:
-            raise ValueError(f"steps={steps!r} must be an integer >= 2 (both ends are included).")
+        if method not in ("linear", "slerp", "spherical"):
+            raise ValueError(f"method={method!r} is not supported; allowed values are 'linear' and 'slerp'.")
         ends = []
         for name, z in (("z0", z0), ("z1", z1)):
             z = np.asarray(z)
             z = self._latents(z.reshape(1, -1) if z.ndim == 1 else z, f"OnnxGenerator.interpolate ({name})")
             if len(z) != 1:
                 raise ValueError(f"OnnxGenerator.interpolate: {name} must be one latent; got a batch of {len(z)}.")
-            ends.append(z[0].astype(np.float64))
-        a, b = ends
-        t = np.linspace(0.0, 1.0, int(steps))[:, None]
-        if method == "linear":
-            path = (1.0 - t) * a + t * b
-        elif method == "slerp":
-            cos = np.dot(a, b) / max(np.linalg.norm(a) * np.linalg.norm(b), 1e-12)
-            omega = np.arccos(np.clip(cos, -1.0, 1.0))
-            if np.sin(omega) < 1e-6:  # (anti)parallel ends: no unique great circle; the line is defined.
-                path = (1.0 - t) * a + t * b
-            else:
-                path = (np.sin((1.0 - t) * omega) * a + np.sin(t * omega) * b) / np.sin(omega)
-        else:
-            raise ValueError(f"method={method!r} is not supported; allowed values are 'linear' and 'slerp'.")
-        path = path.astype(np.float32)
-        path[0], path[-1] = ends[0], ends[1]  # exact ends, no rounding in between
-        return self.generate(path)
+            ends.append(z[0])
+        return self.generate(interpolate_latents(ends[0], ends[1], steps, method))
 
     @staticmethod
     def to_uint8(images):

@@ -63,7 +63,7 @@ def test_spherical_interpolation_of_parallel_codes_goes_straight():
 
 
 def test_interpolation_rejects_bad_arguments():
-    with pytest.raises(ValueError, match="'linear' and 'spherical'"):
+    with pytest.raises(ValueError, match="'linear', 'spherical'"):
         latent.interpolate_codes([0.0], [1.0], method="cubic")
     with pytest.raises(ValueError, match="steps=1"):
         latent.interpolate_codes([0.0], [1.0], steps=1)

@@ -26,6 +26,8 @@ import time
 import keras
 import numpy as np
 
+from export.latents import interpolate_latents
+
 from zoo import _io
 
 # TensorBoard's projector refuses sprites larger than this on a side.
@@ -132,14 +134,7 @@ def interpolate(z0, z1, steps, spherical=False):
     Slerp keeps points between two draws of N(0, I) at the norm the prior
     puts its mass at (White 2016); linear is right between codes of an AE.
     """
-    z0, z1 = np.asarray(z0, np.float64), np.asarray(z1, np.float64)
-    t = np.linspace(0.0, 1.0, steps)[:, None]
-    if spherical:
-        cos = np.dot(z0, z1) / max(np.linalg.norm(z0) * np.linalg.norm(z1), 1e-12)
-        omega = np.arccos(np.clip(cos, -1.0, 1.0))
-        if omega > 1e-6:
-            return ((np.sin((1 - t) * omega) * z0 + np.sin(t * omega) * z1) / np.sin(omega)).astype(np.float32)
-    return ((1 - t) * z0 + t * z1).astype(np.float32)
+    return interpolate_latents(z0, z1, steps, "spherical" if spherical else "linear")
 
 
 class _EpochWriter(keras.callbacks.Callback):

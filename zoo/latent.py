@@ -10,6 +10,8 @@ log_var) of which the mean is used) and `decode` (or a GAN's `generate`).
 
 import numpy as np
 
+from export.latents import interpolate_latents
+
 # Ten well-separated colours (RGB) for the classes in `code_scatter`.
 PALETTE = (
     (31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
@@ -76,27 +78,9 @@ def interpolate_codes(z_a, z_b, steps=8, method="linear"):
     along the great circle, with the norm interpolated linearly: for Gaussian
     latents this keeps intermediate codes at the typical radius ~sqrt(d),
     where a straight line would pass through the unlikely region near 0
-    (White 2016).
+    (White 2016). See `export.latents.interpolate_latents`.
     """
-    z_a, z_b = np.asarray(z_a, np.float64).ravel(), np.asarray(z_b, np.float64).ravel()
-    if z_a.shape != z_b.shape:
-        raise ValueError(f"interpolate_codes: the two codes differ in shape: {z_a.shape} and {z_b.shape}.")
-    if int(steps) < 2:
-        raise ValueError(f"steps={steps!r} must be >= 2 (both end points are included).")
-    t = np.linspace(0.0, 1.0, int(steps))[:, None]
-    if method == "linear":
-        return ((1.0 - t) * z_a + t * z_b).astype(np.float32)
-    if method != "spherical":
-        raise ValueError(f"method={method!r} is not supported; allowed values are 'linear' and 'spherical'.")
-    norm_a, norm_b = np.linalg.norm(z_a), np.linalg.norm(z_b)
-    if norm_a == 0.0 or norm_b == 0.0:
-        return ((1.0 - t) * z_a + t * z_b).astype(np.float32)
-    unit_a, unit_b = z_a / norm_a, z_b / norm_b
-    omega = np.arccos(np.clip(unit_a @ unit_b, -1.0, 1.0))
-    if np.sin(omega) < 1e-6:  # (anti-)parallel codes: no unique great circle; go straight
-        return ((1.0 - t) * z_a + t * z_b).astype(np.float32)
-    direction = (np.sin((1.0 - t) * omega) * unit_a + np.sin(t * omega) * unit_b) / np.sin(omega)
-    return (direction * ((1.0 - t) * norm_a + t * norm_b)).astype(np.float32)
+    return interpolate_latents(z_a, z_b, steps, method)
 
 
 def _batch(images):
