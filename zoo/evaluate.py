@@ -204,16 +204,31 @@ def code_clustering(model, images, labels, seed=0):
     return metrics.clustering_scores(encode_codes(model, images), labels, seed=seed)
 
 
-def inception_fid(generated, real, batch_size=100):
-    """The standard FID (Heusel et al. 2017) on InceptionV3 pool features, when
-    `keras.applications.InceptionV3(weights="imagenet")` can load (locally
-    cached or downloadable). Returns {"available": False, "reason": ...} otherwise."""
+def load_inception():
+    """(InceptionV3 pool-feature model, None), or (None, reason) when the
+    ImageNet weights neither are cached nor can be downloaded."""
     import keras
 
     try:
-        inception = keras.applications.InceptionV3(include_top=False, pooling="avg", weights="imagenet")
+        return keras.applications.InceptionV3(include_top=False, pooling="avg", weights="imagenet"), None
     except Exception as err:  # offline, no cached weights: report, do not fail the evaluation
-        return {"available": False, "reason": f"{type(err).__name__}: {str(err).splitlines()[0][:200]}"}
+        return None, f"{type(err).__name__}: {str(err).splitlines()[0][:200]}"
+
+
+def inception_fid(generated, real, batch_size=100, inception=None):
+    """The standard FID (Heusel et al. 2017) on InceptionV3 pool features
+    (images resized to 299x299, grey repeated to RGB), when
+    `keras.applications.InceptionV3(weights="imagenet")` can load (locally
+    cached or downloadable). Returns {"available": False, "reason": ...} otherwise.
+
+    `inception`: a model from `load_inception()`, to load it once for many calls.
+    """
+    import keras
+
+    if inception is None:
+        inception, reason = load_inception()
+        if inception is None:
+            return {"available": False, "reason": reason}
 
     def features(images):
         out = []
@@ -236,7 +251,7 @@ def real_floor(classifier, train_images, test_images, n, seed=0, **kid_options):
 
 
 def evaluate_model(model, train, test, classifier, k=DEFAULT_K, n_likelihood=None, n_samples=10000,
-                   sampler=None, inception=False, seed=0):
+                   sampler=None, inception=None, seed=0):
     """Every figure that applies to `model` (a zoo AE, VAE or DCGAN), as a dict of sections.
 
     Args:
@@ -246,7 +261,8 @@ def evaluate_model(model, train, test, classifier, k=DEFAULT_K, n_likelihood=Non
         n_samples: generated images for FID/KID and coverage.
         sampler: e.g. a fitted `zoo.samplers.GaussianMixtureSampler`; None
             samples the model's prior.
-        inception: bool. Also try the Inception FID.
+        inception: None, or an InceptionV3 feature model from `load_inception()`
+            for the standard FID too.
     """
     import zoo
 
@@ -261,8 +277,8 @@ def evaluate_model(model, train, test, classifier, k=DEFAULT_K, n_likelihood=Non
     generated = generate(model, n_samples, sampler=sampler, seed=seed)
     results["sample_quality"] = sample_quality(classifier, generated, test_images, seed=seed)
     results["coverage"] = mode_coverage(classifier, generated, train[1])
-    if inception:
-        results["inception"] = inception_fid(generated, test_images)
+    if inception is not None:
+        results["inception"] = inception_fid(generated, test_images, inception=inception)
     return results
 
 
@@ -306,10 +322,15 @@ def evaluate_run(run_dir, k=DEFAULT_K, n_likelihood=None, n_samples=10000, sampl
     train, test = dataset_arrays(dataset, "train"), dataset_arrays(dataset, "test")
     clf = classifier_module.load_or_train(dataset, train, test, cache_dir=cache_dir)
     fitted = GaussianMixtureSampler(n_components, seed=seed).fit_model(model, train[0]) if sampler == "gmm" else None
+    inception_model, reason = load_inception() if inception else (None, None)
     results = evaluate_model(model, train, test, clf, k=k, n_likelihood=n_likelihood, n_samples=n_samples,
-                             sampler=fitted, inception=inception, seed=seed)
+                             sampler=fitted, inception=inception_model, seed=seed)
     results.update(run_dir=str(run_dir), dataset=dataset, classifier={
         "test_accuracy": clf.test_accuracy, "cached": clf.info.get("cached"), "path": clf.info.get("path")})
     results["real_floor"] = real_floor(clf, train[0], test[0], n_samples, seed=seed)
+    if inception and inception_model is None:
+        results["inception"] = {"available": False, "reason": reason}
+    elif inception:
+        results["inception_real_floor"] = inception_fid(train[0][:n_samples], test[0], inception=inception_model)
     _io.write_json(results, os.path.join(run_dir, "eval.json"))
     return results

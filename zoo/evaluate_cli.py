@@ -20,7 +20,8 @@ def add_commands(subparsers):
     p.add_argument("--components", type=int, default=10, help="mixture components of --sampler gmm (default 10)")
     p.add_argument("--cache-dir", default=None, help="where the domain classifier is cached (default ~/.cache/genzoo)")
     p.add_argument("--inception", action="store_true",
-                   help="also compute the Inception FID (needs the InceptionV3 ImageNet weights, cached or downloadable)")
+                   help="also compute the Inception FID (needs the InceptionV3 ImageNet weights, cached or "
+                   "downloadable; slow on a CPU)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(run=_run_evaluate)
     return subparsers
@@ -60,7 +61,11 @@ def format_table(results):
         rows.append(("class share min / max", f"{cov['min_fraction']:.3f} / {cov['max_fraction']:.3f}"))
     inc = results.get("inception")
     if inc:
-        rows.append(("Inception FID", f"{inc['fid']:.2f}" if inc.get("available") else "unavailable"))
+        if inc.get("available"):
+            floor = results["inception_real_floor"]["fid"]
+            rows.append(("Inception FID / real floor", f"{inc['fid']:.2f} / {floor:.2f}"))
+        else:
+            rows.append(("Inception FID", f"unavailable ({inc['reason']})"))
     width = max(len(name) for name, _ in rows)
     return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)
 
