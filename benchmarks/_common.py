@@ -1,7 +1,6 @@
 """What every benchmark shares: the machine's description, steady-state timing,
 the printed table and the JSON record."""
 
-import json
 import os
 import pathlib
 import platform
@@ -100,9 +99,7 @@ def print_table(headers, rows, title=None):
 
 
 def write_json(data, path):
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
-    os.replace(tmp, path)
-    return path
+    """The figures as JSON, written atomically (zoo's own writer)."""
+    from zoo._io import write_json as write
+
+    return write(data, os.fspath(path))

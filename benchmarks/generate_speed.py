@@ -33,6 +33,7 @@ from _common import (  # noqa: I001  (sets sys.path to the checkout)
     versions,
     write_json,
 )
+from export import _files  # noqa: E402  (importable once _common put the checkout on sys.path)
 
 BATCHES = (1, 64, 1024)
 GEMM_SIZES = (1024, 2048, 4096)
@@ -109,7 +110,7 @@ def flops_per_image(network):
 
 # -- the exported artifacts -----------------------------------------------------------
 
-def export_all(name, model, directory, parity_z):
+def export_all(name, model, directory):
     """SavedModel, ONNX fp32 and fp16 through `export`, and an int8 QDQ model
     quantised statically from the fp32 file with onnxruntime's tools."""
     import export
@@ -208,7 +209,6 @@ def gemm_ceiling(device="cpu"):
 
 def _gemm_rates(n, device):
     import onnx
-    import onnxruntime as ort
     import tensorflow as tf
     from onnx import TensorProto, helper, numpy_helper
 
@@ -261,13 +261,13 @@ def main():
     with tempfile.TemporaryDirectory() as directory:
         for name, model in models.items():
             probe = np.random.default_rng(2).standard_normal((64, model.latent_dim)).astype(np.float32)
-            paths, parity = export_all(name, model, directory, probe)
+            paths, parity = export_all(name, model, directory)
             half, run = runners(model, paths, args.device)
             reference = half.predict(probe, verbose=0)
             for key, variants in run.items():
                 diff = np.abs(next(iter(variants.values()))(probe) - reference)
                 parity[key] = {"max_abs": float(diff.max()), "mean_abs": float(diff.mean())}
-            parities[name] = {"parity_vs_keras": parity, "files_bytes": {k: _size(p) for k, p in paths.items()}}
+            parities[name] = {"parity_vs_keras": parity, "files_bytes": {k: _files.size_bytes(p) for k, p in paths.items()}}
             flops = flops_per_image(half)
             for batch in BATCHES:
                 z = np.random.default_rng(batch).standard_normal((batch, model.latent_dim)).astype(np.float32)
@@ -330,12 +330,6 @@ def main():
     print(f"wrote {path}")
     print_table(["model", "batch", "method", "images/s", "p50 ms", "p99 ms", "GFLOP/s", "of GEMM"], rows,
                 title=f"Generation speed ({machine(args.device)['cpu']}, {os.cpu_count()} cores, {args.device})")
-
-
-def _size(path):
-    if os.path.isdir(path):
-        return sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(path) for f in files)
-    return os.path.getsize(path)
 
 
 if __name__ == "__main__":

@@ -203,7 +203,7 @@ def run(args):
     source = source_name(args.data)
     full_train, full_test = data.arrays(source, "train"), data.arrays(source, "test")
     n_train = 6000 if args.quick else len(full_train[0])
-    train_x, train_y = full_train[0][:n_train], full_train[1][:n_train]
+    train_x = full_train[0][:n_train]
     test_x, test_y = full_test[0][: 1000 if args.quick else None], full_test[1][: 1000 if args.quick else None]
     test = (test_x, test_y)
     results["data"] = {"source": source, "n_train": int(len(train_x)), "n_test": int(len(test_x))}

@@ -3,7 +3,6 @@ TensorBoard event files read back, resume (also after Ctrl-C), and the
 message of each bad input."""
 
 import json
-import os
 import shutil
 import signal
 import subprocess
