@@ -6,19 +6,29 @@ BCE-with-logits losses, Adam(2e-4, beta_1=0.5), and per batch one
 discriminator step on real and detached fake images, then one generator step
 through the updated discriminator (non-saturating loss), reusing the fake batch.
 
+Options for speed comparisons on one device: `device` ("cpu", "cuda"),
+`channels_last` (NHWC memory format for the convolutions), `autocast`
+(e.g. torch.bfloat16: autocast compute, float32 weights, as Keras'
+mixed_bfloat16) and `freeze_d_for_g` (the generator update computes no
+discriminator weight gradients, which it does not use; the PyTorch example
+computes them, so the default is False).
+
 Importing this module imports torch; nothing runs at import time.
 """
+
+import contextlib
 
 import torch
 from torch import nn
 
 
 class Generator(nn.Module):
-    def __init__(self, image_shape=(28, 28, 1), latent_dim=100, filters=(128, 64), kernel_size=5):
+    def __init__(self, image_shape=(28, 28, 1), latent_dim=100, filters=(128, 64), kernel_size=5, channels_last=False):
         super().__init__()
         height, width, channels = image_shape
         stages = len(filters)
         self.bottom = (filters[0], height // 2**stages, width // 2**stages)
+        self.channels_last = channels_last
         pad = kernel_size // 2
         self.project = nn.Sequential(
             nn.Linear(latent_dim, filters[0] * self.bottom[1] * self.bottom[2], bias=False),
@@ -33,7 +43,10 @@ class Generator(nn.Module):
         self.body = nn.Sequential(*layers)
 
     def forward(self, z):
-        return self.body(self.project(z).view(-1, *self.bottom))
+        x = self.project(z).view(-1, *self.bottom)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return self.body(x)
 
 
 class Discriminator(nn.Module):
@@ -58,27 +71,87 @@ class Discriminator(nn.Module):
 class TorchDCGAN:
     """The PyTorch training loop, one `train_step(real)` per batch of NCHW images in [-1, 1]."""
 
-    def __init__(self, image_shape=(28, 28, 1), latent_dim=100, generator_filters=(128, 64), kernel_size=5, seed=0):
+    def __init__(
+        self,
+        image_shape=(28, 28, 1),
+        latent_dim=100,
+        generator_filters=(128, 64),
+        kernel_size=5,
+        seed=0,
+        device="cpu",
+        channels_last=False,
+        autocast=None,
+        freeze_d_for_g=False,
+    ):
         torch.manual_seed(seed)
+        self.device = torch.device(device)
         self.latent_dim = latent_dim
-        self.generator = Generator(image_shape, latent_dim, generator_filters, kernel_size)
+        self.channels_last = channels_last
+        self.autocast_dtype = autocast
+        self.freeze_d_for_g = freeze_d_for_g
+        memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.generator = Generator(image_shape, latent_dim, generator_filters, kernel_size, channels_last)
         self.discriminator = Discriminator(image_shape, tuple(generator_filters[::-1]), kernel_size)
+        self.generator.to(self.device, memory_format=memory_format)
+        self.discriminator.to(self.device, memory_format=memory_format)
         self.d_optimizer = torch.optim.Adam(self.discriminator.parameters(), lr=2e-4, betas=(0.5, 0.999))
         self.g_optimizer = torch.optim.Adam(self.generator.parameters(), lr=2e-4, betas=(0.5, 0.999))
         self.loss = nn.BCEWithLogitsLoss()
+        self._targets = {}
+
+    def _autocast(self):
+        if self.autocast_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.autocast_dtype)
+
+    def _ones_zeros(self, batch):
+        if batch not in self._targets:
+            self._targets[batch] = (torch.ones(batch, 1, device=self.device), torch.zeros(batch, 1, device=self.device))
+        return self._targets[batch]
 
     def train_step(self, real):
         batch = real.shape[0]
-        ones, zeros = torch.ones(batch, 1), torch.zeros(batch, 1)
-        fake = self.generator(torch.randn(batch, self.latent_dim))
+        if self.channels_last:
+            real = real.contiguous(memory_format=torch.channels_last)
+        ones, zeros = self._ones_zeros(batch)
+        with self._autocast():
+            fake = self.generator(torch.randn(batch, self.latent_dim, device=self.device))
 
         self.d_optimizer.zero_grad(set_to_none=True)
-        d_loss = self.loss(self.discriminator(real), ones) + self.loss(self.discriminator(fake.detach()), zeros)
+        with self._autocast():
+            d_loss = self.loss(self.discriminator(real), ones) + self.loss(self.discriminator(fake.detach()), zeros)
         d_loss.backward()
         self.d_optimizer.step()
 
         self.g_optimizer.zero_grad(set_to_none=True)
-        g_loss = self.loss(self.discriminator(fake), ones)
+        if self.freeze_d_for_g:
+            self.discriminator.requires_grad_(False)
+        with self._autocast():
+            g_loss = self.loss(self.discriminator(fake), ones)
         g_loss.backward()
+        if self.freeze_d_for_g:
+            self.discriminator.requires_grad_(True)
         self.g_optimizer.step()
         return d_loss.detach(), g_loss.detach()
+
+    @torch.inference_mode()
+    def generate(self, z):
+        """Latents (n, latent_dim) on the device -> images in [0, 1] (NCHW), with batch
+        norm's moving statistics (as Keras' `training=False`)."""
+        was_training = self.generator.training
+        self.generator.eval()
+        with self._autocast():
+            images = self.generator(z)
+        self.generator.train(was_training)
+        return 0.5 * (images.float() + 1.0)
+
+    def synchronize(self):
+        """Wait for the device (CUDA runs asynchronously)."""
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    def parameter_counts(self):
+        return {
+            "generator": sum(p.numel() for p in self.generator.parameters()),
+            "discriminator": sum(p.numel() for p in self.discriminator.parameters()),
+        }
