@@ -56,7 +56,7 @@ def load_run(run_dir):
         with open(config_path) as f:
             config = json.load(f)
     model = keras.saving.load_model(model_path)
-    if not isinstance(model, (zoo.Autoencoder, zoo.VAE, zoo.DCGAN)):
+    if not isinstance(model, zoo.GenerativeModel):
         raise ValueError(f"{model_path} holds a {type(model).__name__}, not a genzoo model.")
     return model, config
 

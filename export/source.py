@@ -78,14 +78,6 @@ def check_parity(error, tolerance, what):
         )
 
 
-def _training_steps(model):
-    """Optimizer steps the model has taken, or None if it was never compiled."""
-    optimizer = getattr(model, "g_optimizer", None) if isinstance(model, zoo.DCGAN) else getattr(model, "optimizer", None)
-    if not getattr(model, "compiled", False) or optimizer is None:
-        return None
-    return int(keras.ops.convert_to_numpy(optimizer.iterations))
-
-
 class GenerativeHalf:
     """The latent -> image half of a genzoo model, as the exporters see it.
 
@@ -99,29 +91,25 @@ class GenerativeHalf:
         self.training_steps = training_steps
         self.latent_dim = int(model.latent_dim)
         self.image_shape = tuple(int(d) for d in model.image_shape)
-        if isinstance(model, zoo.DCGAN):
-            self.kind, self.has_encoder = "dcgan", False
-        elif isinstance(model, zoo.VAE):
-            self.kind, self.has_encoder = "vae", True
-        else:
-            kind = "dae" if model.is_denoising else "ae"
-            self.kind, self.has_encoder = kind, True
+        self.kind, self.has_encoder = model.kind, model.has_encoder
 
     @classmethod
     def of(cls, model, allow_untrained=False):
         if keras.backend.backend() != "tensorflow":
             raise ValueError(
-                f"export needs the TensorFlow backend of Keras; KERAS_BACKEND is {keras.backend.backend()!r}."
+                f"export traces the model with TensorFlow, but Keras runs on {keras.backend.backend()!r}. "
+                "A .keras file loads on any backend: save the model (model.save('model.keras')) and export it "
+                "with `zoo export RUN_DIR` (which runs on TensorFlow), or with KERAS_BACKEND=tensorflow."
             )
-        if not isinstance(model, (zoo.Autoencoder, zoo.VAE, zoo.DCGAN)):
+        if not isinstance(model, zoo.GenerativeModel):
             raise TypeError(
-                "export takes a genzoo model (zoo.Autoencoder, zoo.VAE or zoo.DCGAN); "
+                "export takes a genzoo model (zoo.Autoencoder, zoo.VAE, zoo.DCGAN or another zoo.GenerativeModel); "
                 f"got {type(model).__module__}.{type(model).__qualname__}. "
                 "Load a run with export.load_run(RUN_DIR) or keras.saving.load_model after `import zoo`."
             )
         if not model.built:
             raise ValueError(f"{type(model).__name__} {model.name!r} is not built; nothing to export.")
-        steps = _training_steps(model)
+        steps = model.training_steps
         if not allow_untrained and not steps:
             state = "was never compiled" if steps is None else "has taken no optimizer step"
             raise ValueError(
@@ -133,16 +121,11 @@ class GenerativeHalf:
     # -- the exported computations (keras ops only; traced by tf.function) ----
     def generate(self, z):
         """Latents -> images in [0, 1], exactly the model's public decode/generate."""
-        if self.kind == "dcgan":
-            return self.model.generate(z)
-        return self.model.decode(z)
+        return self.model.generate(z)
 
     def encode(self, images):
         """Images in [0, 1] -> {"code"} (AE) or {"mean", "log_var"} (VAE)."""
-        if self.kind == "vae":
-            mean, log_var = self.model.encode(images)
-            return {"mean": mean, "log_var": log_var}
-        return {"code": self.model.encode(images)}
+        return self.model.encode_named(images)
 
     def reference(self, z):
         """The Keras model's images for latents `z`, as numpy."""
@@ -159,7 +142,7 @@ class GenerativeHalf:
             "model_class": type(self.model).__name__,
             "model_config": _json_safe(self.model.get_config()),
             "latent_dim": self.latent_dim,
-            "latent_prior": "none" if self.kind in ("ae", "dae") else "standard_normal",
+            "latent_prior": "standard_normal" if self.model.has_prior else "none",
             "image_shape": list(self.image_shape),
             "layout": "NHWC",
             "value_range": list(_metadata.VALUE_RANGE),

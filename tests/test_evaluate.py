@@ -12,7 +12,7 @@ import sys
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
+from keras import ops
 
 import zoo
 from zoo import classifier, evaluate, losses, metrics
@@ -36,19 +36,31 @@ class LinearGaussianModel:
         self.post_log_var = np.log(np.diag(post_cov)).astype(np.float32)
         self.post_gain = (post_cov @ self.w.T / self.noise_var).astype(np.float32)
 
+    has_likelihood = True
+
     def encode(self, images):
-        x = tf.reshape(tf.cast(images, tf.float32), [-1, self.data_dim])
-        mean, log_var = tf.matmul(x, self.post_gain, transpose_b=True), self.post_log_var
+        x = ops.reshape(ops.cast(images, "float32"), (-1, self.data_dim))
+        mean, log_var = ops.matmul(x, ops.transpose(self.post_gain)), ops.convert_to_tensor(self.post_log_var)
         if not self.exact:
             mean, log_var = 0.5 * mean, log_var + 1.0
-        return mean, tf.broadcast_to(log_var, tf.shape(mean))
+        return mean, ops.broadcast_to(log_var, ops.shape(mean))
 
     def decoder(self, z, training=False):
-        return tf.matmul(z, self.w.astype(np.float32), transpose_b=True)
+        return ops.matmul(z, ops.transpose(self.w.astype(np.float32)))
 
     def log_likelihood(self, images, outputs):
-        x = tf.reshape(tf.cast(images, tf.float32), [-1, self.data_dim])
+        x = ops.reshape(ops.cast(images, "float32"), (-1, self.data_dim))
         return losses.gaussian_log_likelihood(x, outputs, math.log(self.noise_var))
+
+    def log_importance_weights(self, images, eps):
+        """The VAE's composition (zoo.vae.VAE.log_importance_weights) on this model."""
+        mean, log_var = self.encode(images)
+        z = mean[None] + ops.exp(0.5 * log_var)[None] * ops.convert_to_tensor(eps)
+        images = ops.convert_to_tensor(images)
+        k, batch = ops.shape(eps)[0], ops.shape(images)[0]
+        tiled = ops.reshape(ops.broadcast_to(images[None], (k, batch, self.data_dim)), (-1, self.data_dim))
+        log_px = ops.reshape(self.log_likelihood(tiled, self.decoder(ops.reshape(z, (-1, self.latent_dim)))), (k, batch))
+        return losses.log_importance_weights(log_px, z, ops.convert_to_tensor(eps), log_var[None])
 
     def sample_data(self, n, seed=1):
         rng = np.random.default_rng(seed)

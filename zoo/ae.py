@@ -4,13 +4,13 @@ import keras
 from keras import ops
 
 from zoo import _checks, losses, networks
-from zoo.base import GenerativeModel, _tensorflow
+from zoo.base import SingleOptimizerModel
 
 RECONSTRUCTION_LOSSES = ("bce", "mse")
 
 
 @keras.saving.register_keras_serializable(package="genzoo")
-class Autoencoder(GenerativeModel):
+class Autoencoder(SingleOptimizerModel):
     """Convolutional autoencoder: image -> code z -> reconstructed image.
 
     With a code smaller than the image it learns an embedding (a non-linear
@@ -33,9 +33,12 @@ class Autoencoder(GenerativeModel):
         hidden_dim: int. Dense layer before/after the code, 0 for none.
             Defaults to 256.
         seed: int or None. Seed of the noise. Defaults to None.
+        dtype: the Keras dtype policy, e.g. "mixed_bfloat16"; saved in the
+            config. Defaults to None (the global policy).
 
     Tracked: `loss` (the objective), `mse` (mean squared error per pixel,
-    comparable with PCA's reconstruction error).
+    comparable with PCA's reconstruction error). Trains on every Keras
+    backend (the loss is in `compute_loss`).
 
     Example:
     >>> ae = Autoencoder((28, 28, 1), latent_dim=16)
@@ -61,8 +64,13 @@ class Autoencoder(GenerativeModel):
         self.loss_name = _checks.choice("loss", loss, RECONSTRUCTION_LOSSES)
         self.filters = filters
         self.hidden_dim = int(hidden_dim)
-        self.encoder = networks.conv_encoder(self.image_shape, {"code": self.latent_dim}, filters, self.hidden_dim)
-        self.decoder = networks.deconv_decoder(self.image_shape, self.latent_dim, filters[::-1], self.hidden_dim)
+        policy = self.dtype_policy
+        self.encoder = networks.conv_encoder(
+            self.image_shape, {"code": self.latent_dim}, filters, self.hidden_dim, dtype=policy
+        )
+        self.decoder = networks.deconv_decoder(
+            self.image_shape, self.latent_dim, filters[::-1], self.hidden_dim, dtype=policy
+        )
         self.noise = keras.layers.GaussianNoise(self.noise_stddev, seed=self._sub_seed(1), name="input_noise")
         self._add_trackers("loss", "mse")
         self.built = True
@@ -78,6 +86,15 @@ class Autoencoder(GenerativeModel):
             "seed": self.seed,
         }
 
+    has_encoder = True
+    encoder_outputs = ("code",)
+    # A plain AE has no prior: `sample` only shows what the decoder makes of N(0, I) codes.
+    has_prior = False
+
+    @property
+    def kind(self):
+        return "dae" if self.is_denoising else "ae"
+
     @property
     def is_denoising(self):
         return self.noise_stddev > 0
@@ -90,31 +107,21 @@ class Autoencoder(GenerativeModel):
         """Codes -> images in [0, 1]."""
         return ops.sigmoid(self.decoder(self._latents(codes, "Autoencoder.decode"), training=False))
 
-    def call(self, images, training=None):
-        images = self._images(images, "Autoencoder.call")
-        return ops.sigmoid(self.decoder(self.encoder(images, training=training), training=training))
+    generate = decode
 
-    def _loss_terms(self, clean, training):
-        inputs = self.noise(clean, training=training) if self.is_denoising else clean
-        logits = self.decoder(self.encoder(inputs, training=training), training=training)
+    def _reconstruct(self, images):
+        return ops.sigmoid(self.decoder(self.encoder(images, training=False), training=False))
+
+    def _forward(self, images, training):
+        inputs = self.noise(images, training=training) if self.is_denoising else images
+        return {"logits": self.decoder(self.encoder(inputs, training=training), training=training)}
+
+    def _loss_terms(self, clean, outputs):
+        logits = outputs["logits"]
         squared = ops.sum(ops.square(ops.sigmoid(logits) - clean), axis=(1, 2, 3))
         if self.loss_name == "bce":
             per_example = -losses.bernoulli_log_likelihood(clean, logits)
         else:
             per_example = squared
         n_pixels = float(self.image_shape[0] * self.image_shape[1] * self.image_shape[2])
-        return ops.mean(per_example), ops.mean(squared) / n_pixels
-
-    def train_step(self, data):
-        tf = _tensorflow()
-        clean = self._images(data, "Autoencoder.fit")
-        with tf.GradientTape() as tape:
-            loss, mse = self._loss_terms(clean, training=True)
-            total = loss + sum(self.losses) if self.losses else loss
-        grads = tape.gradient(total, self.trainable_variables)
-        self.optimizer.apply_gradients(zip(grads, self.trainable_variables))
-        return self._update_trackers(loss=loss, mse=mse)
-
-    def test_step(self, data):
-        loss, mse = self._loss_terms(self._images(data, "Autoencoder.evaluate"), training=False)
-        return self._update_trackers(loss=loss, mse=mse)
+        return {"loss": ops.mean(per_example), "mse": ops.mean(squared) / n_pixels}

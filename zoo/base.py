@@ -1,6 +1,22 @@
-"""What the zoo's models share: input handling, the TensorFlow training guard,
-loss trackers and the saving plumbing of a model whose networks are built in
-its constructor."""
+"""The contract every genzoo model keeps, and the plumbing they share.
+
+Code outside a model (training, callbacks, evaluation, latent tools, export,
+tests) talks to a `GenerativeModel` only through what is declared here, and
+never asks which class it holds:
+
+    latent_dim, image_shape          the shapes
+    kind                             "ae", "dae", "vae", "dcgan": the model's name in files
+    generate(z) / sample(n, seed)    latents -> images in [0, 1]; z ~ N(0, I) -> images
+    has_encoder, encoder_outputs     whether `encode` exists and what it returns
+    encode(x), encode_named(x), embed(x)
+    has_prior                        whether `sample` draws from a prior the model was trained for
+    has_likelihood, log_importance_weights(x, eps)   the pieces of the IWAE estimate
+    optimizers, training_steps, compile_default(...)
+
+Training runs on every Keras backend: a model with one optimizer computes its
+loss in `compute_loss` (Keras' own backend-neutral hook) and a game with two
+optimizers (the DCGAN) has one small train step per backend.
+"""
 
 import keras
 from keras import ops
@@ -8,24 +24,28 @@ from keras import ops
 from zoo import _checks
 
 
-def _tensorflow():
-    if keras.backend.backend() != "tensorflow":
-        raise RuntimeError(
-            f"genzoo trains with the TensorFlow backend, but Keras is running on {keras.backend.backend()!r}. "
-            "Set KERAS_BACKEND=tensorflow before importing keras to train; encode/decode/generate work on any backend."
-        )
-    import tensorflow as tf
-
-    return tf
-
-
+@keras.saving.register_keras_serializable(package="genzoo")
 class GenerativeModel(keras.Model):
     """Base of the zoo's models; not used directly.
 
     Subclasses build their sub-networks in `__init__` (so the model is built
-    as soon as it exists), list their `keras.metrics.Mean` trackers in
-    `self._trackers`, and describe their hyperparameters in `_hyperparameters()`.
+    as soon as it exists) with `dtype=self.dtype_policy`, call
+    `_add_trackers(...)` with their tracked values, list their constructor
+    arguments in `_hyperparameters()` and implement `generate` (and `encode`
+    where they have an encoder).
+
+    Args:
+        dtype: str, dict or `keras.DTypePolicy`, e.g. "mixed_bfloat16". The
+            policy the networks compute in; saved in the config, so a
+            reloaded model computes as it was trained. Defaults to None: the
+            global policy (`keras.mixed_precision.set_global_policy`).
     """
+
+    kind = None
+    has_encoder = False
+    encoder_outputs = ()
+    has_prior = True
+    has_likelihood = False
 
     def __init__(self, image_shape, latent_dim, downsamplings=2, seed=None, **kwargs):
         super().__init__(**kwargs)
@@ -37,6 +57,70 @@ class GenerativeModel(keras.Model):
         self._sample_seed = keras.random.SeedGenerator(seed)
         self._trackers = []
 
+    # -- the contract ------------------------------------------------------------
+    def generate(self, z):
+        """Latents (batch, latent_dim) -> images in [0, 1], NHWC."""
+        raise NotImplementedError
+
+    def sample(self, n, seed=None):
+        """`n` images from z ~ N(0, I). `seed` (int or SeedGenerator) makes it reproducible.
+
+        For a model without a prior (`has_prior` False: the plain autoencoder)
+        this only shows what the decoder makes of N(0, I) codes."""
+        return self.generate(self._prior_sample(n, seed))
+
+    def encode(self, images):
+        raise NotImplementedError(
+            f"{type(self).__name__} has no encoder (has_encoder is False); only models with has_encoder "
+            "(Autoencoder, VAE) map images to latents."
+        )
+
+    def encode_named(self, images):
+        """`encode`'s outputs by the names in `encoder_outputs`, e.g. {"mean": ..., "log_var": ...}."""
+        outputs = self.encode(images)
+        if not isinstance(outputs, (tuple, list)):
+            outputs = (outputs,)
+        return dict(zip(self.encoder_outputs, outputs))
+
+    def embed(self, images):
+        """One point in latent space per image (the AE's code, the mean of the VAE's q(z|x))."""
+        return self.encode_named(images)[self.encoder_outputs[0]]
+
+    def log_importance_weights(self, images, eps):
+        """log p(x|z) + log p(z) - log q(z|x) for z = mean + sigma * eps, eps of shape (k, batch, latent_dim)."""
+        raise NotImplementedError(
+            f"{type(self).__name__} defines no likelihood (has_likelihood is False); log p(x) estimates need a VAE."
+        )
+
+    @property
+    def optimizers(self):
+        """The optimizers of the compiled model, one per player."""
+        optimizer = getattr(self, "optimizer", None)
+        return [optimizer] if isinstance(optimizer, keras.optimizers.Optimizer) else []
+
+    @property
+    def training_steps(self):
+        """Optimizer steps taken (the generator's for a GAN), or None if never compiled."""
+        optimizers = self.optimizers
+        if not getattr(self, "compiled", False) or not optimizers:
+            return None
+        return int(ops.convert_to_numpy(optimizers[-1].iterations))
+
+    default_learning_rate = 1e-3
+    # Keywords of `compile_default` for each player's own rate (none for one optimizer).
+    player_learning_rates = ()
+
+    def compile_default(self, learning_rate=None, **player_learning_rates):
+        """Compile with the zoo's default optimizer (Adam) at `learning_rate`
+        (default `default_learning_rate`). Models with several players take
+        their own rates as keywords (the DCGAN: d_learning_rate, g_learning_rate)."""
+        given = {k: v for k, v in player_learning_rates.items() if v is not None}
+        if given:
+            raise ValueError(f"{type(self).__name__} has one optimizer; drop {', '.join(given)} and use learning_rate.")
+        self.compile(optimizer=keras.optimizers.Adam(learning_rate or self.default_learning_rate))
+        return self
+
+    # -- shared plumbing ---------------------------------------------------------
     def _sub_seed(self, offset):
         """A distinct, reproducible seed for an owned random layer (None stays None)."""
         return None if self.seed is None else self.seed + offset
@@ -83,7 +167,11 @@ class GenerativeModel(keras.Model):
         raise NotImplementedError
 
     def get_config(self):
-        config = {"name": self.name, "trainable": self.trainable}
+        config = {
+            "name": self.name,
+            "trainable": self.trainable,
+            "dtype": keras.dtype_policies.serialize(self.dtype_policy),
+        }
         config.update(self._hyperparameters())
         return config
 
@@ -96,3 +184,41 @@ class GenerativeModel(keras.Model):
             if config.get(key) is not None:
                 config[key] = tuple(config[key])
         return cls(**config)
+
+
+class SingleOptimizerModel(GenerativeModel):
+    """A model trained by one optimizer on one loss: Keras' own train step
+    runs it on every backend; the model supplies `compute_loss`.
+
+    In training (inside `fit`), `call` returns the raw outputs the loss needs
+    (a dict); otherwise it returns reconstructions in [0, 1]. `compute_loss`
+    also updates the trackers, as the Keras guide on `compute_loss` shows.
+    Subclasses implement `_forward(images, training)` -> dict of raw outputs,
+    `_reconstruct(images)` -> images in [0, 1], and `_loss_terms(images,
+    outputs)` -> {tracker name: per-batch value} whose "loss" is the objective.
+    """
+
+    def _forward(self, images, training):
+        raise NotImplementedError
+
+    def _reconstruct(self, images):
+        raise NotImplementedError
+
+    def _loss_terms(self, images, outputs):
+        raise NotImplementedError
+
+    def call(self, images, training=None):
+        images = self._images(images, f"{type(self).__name__}.call")
+        return self._forward(images, training=True) if training else self._reconstruct(images)
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        images = self._images(x, f"{type(self).__name__}.{'fit' if training else 'evaluate'}")
+        # evaluate() calls the model in inference mode, which returns images only:
+        # the loss needs the raw outputs (and a sample of q(z|x) for the VAE's ELBO).
+        outputs = y_pred if isinstance(y_pred, dict) else self._forward(images, training=False)
+        terms = self._loss_terms(images, outputs)
+        self._update_trackers(**terms)
+        total = terms["loss"]
+        for extra in self.losses:  # regularisers, add_loss
+            total = total + ops.cast(ops.sum(extra), total.dtype)
+        return total

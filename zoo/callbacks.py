@@ -112,20 +112,12 @@ class TensorBoard(keras.callbacks.TensorBoard):
 
 def _codes(model, images):
     """Codes of images: the AE's code, the mean of the VAE's q(z|x)."""
-    codes = model.encode(images)
-    if isinstance(codes, (tuple, list)):
-        codes = codes[0]
-    return keras.ops.convert_to_numpy(codes)
-
-
-def _can_encode(model):
-    return callable(getattr(model, "encode", None)) and callable(getattr(model, "decode", None))
+    return keras.ops.convert_to_numpy(model.embed(images))
 
 
 def _decode(model, z):
     """Latents -> images in [0, 1] (numpy) with the model's generative half."""
-    generate = getattr(model, "generate", None) or model.decode
-    return keras.ops.convert_to_numpy(generate(np.asarray(z, np.float32)))
+    return keras.ops.convert_to_numpy(model.generate(np.asarray(z, np.float32)))
 
 
 def interpolate(z0, z1, steps, spherical=False):
@@ -201,7 +193,7 @@ class ImageSummaries(_EpochWriter):
         z = self._fixed_latents(self.num_samples + 2 * self.num_interpolations)
         grids = {"samples": make_grid(_decode(model, z[: self.num_samples]), ncols=8)}
         rows = []
-        held_out = self.images if self.images is not None and _can_encode(model) else None
+        held_out = self.images if self.images is not None and model.has_encoder else None
         if held_out is not None:
             n = min(self.num_reconstructions, len(held_out))
             if n:
@@ -313,7 +305,7 @@ class EmbeddingProjector(_EpochWriter):
         """Encode the images with the model as it is now and export the codes."""
         import tensorflow as tf
 
-        if not _can_encode(self.model):
+        if not self.model.has_encoder:
             raise ValueError(f"EmbeddingProjector needs a model with encode(); {type(self.model).__name__} has none.")
         if self._writer is None:
             os.makedirs(self.run_dir, exist_ok=True)

@@ -3,8 +3,8 @@
 import keras
 from keras import ops
 
-from zoo import _checks, losses, networks
-from zoo.base import GenerativeModel, _tensorflow
+from zoo import _checks, dcgan_steps, networks
+from zoo.base import GenerativeModel
 
 GAN_LOSSES = ("non_saturating", "minimax")
 _WIDTHS = (64, 128, 256, 512)
@@ -52,9 +52,17 @@ class DCGAN(GenerativeModel):
             convolutions. Defaults to None: the generator's, reversed.
         kernel_size: int. Defaults to 5.
         seed: int or None. Seeds the training noise and `sample()`.
+        dtype: the Keras dtype policy, e.g. "mixed_bfloat16"; saved in the
+            config. Defaults to None (the global policy).
 
     Tracked: `d_loss`, `g_loss`, `real_score` (mean D(x)), `fake_score`
     (mean D(G(z)) seen by the discriminator update).
+
+    Trains on every Keras backend with the same game: the step is written
+    once per backend (TensorFlow tapes, a stateless JAX function, PyTorch
+    autograd), side by side in `zoo.dcgan_steps`. Batch normalisation
+    normalises the real and the fake batch separately (two discriminator
+    calls), as in Radford et al.'s code.
 
     Example:
     >>> gan = DCGAN((28, 28, 1))
@@ -89,8 +97,9 @@ class DCGAN(GenerativeModel):
         self.kernel_size = _checks.positive_int("kernel_size", kernel_size)
         g_widths = generator_filters or _WIDTHS[:stages][::-1]
         d_widths = discriminator_filters or g_widths[::-1]
-        self.generator = networks.dcgan_generator(self.image_shape, self.latent_dim, g_widths, self.kernel_size)
-        self.discriminator = networks.dcgan_discriminator(self.image_shape, d_widths, self.kernel_size)
+        policy = self.dtype_policy
+        self.generator = networks.dcgan_generator(self.image_shape, self.latent_dim, g_widths, self.kernel_size, dtype=policy)
+        self.discriminator = networks.dcgan_discriminator(self.image_shape, d_widths, self.kernel_size, dtype=policy)
         self._noise_seed = keras.random.SeedGenerator(self._sub_seed(1))
         self._add_trackers("d_loss", "g_loss", "real_score", "fake_score")
         self.built = True
@@ -106,6 +115,10 @@ class DCGAN(GenerativeModel):
             "seed": self.seed,
         }
 
+    kind = "dcgan"
+    default_learning_rate = 2e-4
+    player_learning_rates = ("d_learning_rate", "g_learning_rate")
+
     # -- compile / saving of the two optimizers ---------------------------------
     def compile(self, d_optimizer=None, g_optimizer=None, **kwargs):
         """Give each player its own optimizer (default Adam(2e-4, beta_1=0.5))."""
@@ -119,6 +132,22 @@ class DCGAN(GenerativeModel):
         # Build both now so a reloaded model can restore their slots before training.
         self.d_optimizer.build(self.discriminator.trainable_variables)
         self.g_optimizer.build(self.generator.trainable_variables)
+        # Keras' JAX trainer threads `self.optimizer.variables` through its
+        # stateless step; `Players` lists both optimizers' state there.
+        self.optimizer = dcgan_steps.Players(self.d_optimizer, self.g_optimizer)
+
+    @property
+    def optimizers(self):
+        return [o for o in (getattr(self, "d_optimizer", None), getattr(self, "g_optimizer", None)) if o is not None]
+
+    def compile_default(self, learning_rate=None, d_learning_rate=None, g_learning_rate=None):
+        """Adam(lr, beta_1=0.5) per player; `learning_rate` (default 2e-4) for both unless given per player."""
+        lr = learning_rate or self.default_learning_rate
+        self.compile(
+            d_optimizer=keras.optimizers.Adam(d_learning_rate or lr, beta_1=0.5),
+            g_optimizer=keras.optimizers.Adam(g_learning_rate or lr, beta_1=0.5),
+        )
+        return self
 
     def get_compile_config(self):
         if not getattr(self, "compiled", False) or not hasattr(self, "d_optimizer"):
@@ -154,51 +183,25 @@ class DCGAN(GenerativeModel):
         logits = self.discriminator(2.0 * self._images(images, "DCGAN.discriminate") - 1.0, training=False)
         return ops.sigmoid(logits[:, 0])
 
-    # -- training --------------------------------------------------------------
+    # -- training: one step per backend, in zoo.dcgan_steps ----------------------
     def _noise(self, batch_size):
         return keras.random.normal((batch_size, self.latent_dim), seed=self._noise_seed)
 
-    def train_step(self, data):
-        tf = _tensorflow()
-        real = 2.0 * self._images(data, "DCGAN.fit") - 1.0
-        generator_vars = self.generator.trainable_variables
-        discriminator_vars = self.discriminator.trainable_variables
+    def _real(self, data, where):
+        return 2.0 * self._images(data, where) - 1.0
 
-        # One generator pass per batch, recorded for the generator's update only.
-        with tf.GradientTape(watch_accessed_variables=False) as g_tape:
-            g_tape.watch([v.value for v in generator_vars])  # the backing tf.Variables
-            fake = self.generator(self._noise(ops.shape(real)[0]), training=True)
+    if keras.backend.backend() == "jax":
 
-            # One discriminator update, on real images and the fake batch with G held fixed.
-            with tf.GradientTape() as d_tape:
-                real_logits = self.discriminator(real, training=True)
-                fake_logits = self.discriminator(ops.stop_gradient(fake), training=True)
-                d_loss = ops.mean(losses.discriminator_loss(real_logits, fake_logits))
-                d_total = d_loss + sum(self.discriminator.losses) if self.discriminator.losses else d_loss
-            self.d_optimizer.apply_gradients(zip(d_tape.gradient(d_total, discriminator_vars), discriminator_vars))
+        def train_step(self, state, data):
+            return dcgan_steps.jax_train_step(self, state, data)
 
-            # Then one generator update, judged by the updated discriminator.
-            g_logits = self.discriminator(fake, training=True)
-            g_loss = ops.mean(losses.generator_loss(g_logits, self.loss_name))
-            g_total = g_loss + sum(self.generator.losses) if self.generator.losses else g_loss
-        self.g_optimizer.apply_gradients(zip(g_tape.gradient(g_total, generator_vars), generator_vars))
+        def test_step(self, state, data):
+            return dcgan_steps.jax_test_step(self, state, data)
 
-        return self._update_trackers(
-            d_loss=d_loss,
-            g_loss=g_loss,
-            real_score=ops.mean(ops.sigmoid(real_logits)),
-            fake_score=ops.mean(ops.sigmoid(fake_logits)),
-        )
+    else:
 
-    def test_step(self, data):
-        real = 2.0 * self._images(data, "DCGAN.evaluate") - 1.0
-        batch_size = ops.shape(real)[0]
-        fake = self.generator(self._noise(batch_size), training=False)
-        real_logits = self.discriminator(real, training=False)
-        fake_logits = self.discriminator(fake, training=False)
-        return self._update_trackers(
-            d_loss=ops.mean(losses.discriminator_loss(real_logits, fake_logits)),
-            g_loss=ops.mean(losses.generator_loss(fake_logits, self.loss_name)),
-            real_score=ops.mean(ops.sigmoid(real_logits)),
-            fake_score=ops.mean(ops.sigmoid(fake_logits)),
-        )
+        def train_step(self, data):
+            return dcgan_steps.train_step(self, data)
+
+        def test_step(self, data):
+            return self._update_trackers(**dcgan_steps.evaluate_terms(self, self._real(data, "DCGAN.evaluate")))

@@ -45,26 +45,32 @@ def bits_per_dim(nll_nats, n_dims, n_levels=256):
     return (nll_nats + n_dims * math.log(n_levels)) / (n_dims * math.log(2.0))
 
 
-def _log_weights_function(model, k_chunk):
-    """log w = log p(x|z) + log p(z) - log q(z|x) for `k_chunk` z ~ q(z|x) per image: (k_chunk, batch)."""
-    import tensorflow as tf
+def _compiled(fn):
+    """`fn` compiled for inference the way the running Keras backend does it
+    (tf.function, jax.jit; torch without autograd)."""
+    import keras
 
-    half_log_2pi = 0.5 * math.log(2.0 * math.pi)
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
 
-    @tf.function(reduce_retracing=True)
-    def log_weights(images, seed):
-        mean, log_var = model.encode(images)
-        batch, dim = tf.shape(mean)[0], tf.shape(mean)[1]
-        eps = tf.random.stateless_normal(tf.stack([k_chunk, batch, dim]), seed)
-        z = mean[None] + tf.exp(0.5 * log_var)[None] * eps
-        outputs = model.decoder(tf.reshape(z, [-1, dim]), training=False)
-        tiled = tf.broadcast_to(images[None], tf.concat([[k_chunk], tf.shape(images)], 0))
-        log_px = model.log_likelihood(tf.reshape(tiled, tf.concat([[-1], tf.shape(images)[1:]], 0)), outputs)
-        log_pz = tf.reduce_sum(-0.5 * tf.square(z) - half_log_2pi, axis=-1)
-        log_qz = tf.reduce_sum(-0.5 * tf.square(eps) - half_log_2pi - 0.5 * log_var[None], axis=-1)
-        return tf.reshape(log_px, [k_chunk, batch]) + log_pz - log_qz
+        return tf.function(fn, reduce_retracing=True)
+    if backend == "jax":
+        import jax
 
-    return log_weights
+        return jax.jit(fn)
+    if backend == "torch":
+        import torch
+
+        return torch.no_grad()(fn)
+    return fn
+
+
+def _require_likelihood(model):
+    if not getattr(model, "has_likelihood", False):
+        raise ValueError(
+            f"{type(model).__name__} defines no likelihood (has_likelihood is False); log p(x) estimates need a VAE."
+        )
 
 
 def iwae_nll(model, images, k=DEFAULT_K, max_batch=4096, seed=0):
@@ -72,33 +78,35 @@ def iwae_nll(model, images, k=DEFAULT_K, max_batch=4096, seed=0):
 
         log p(x) >= log (1/k) sum_i p(x, z_i) / q(z_i|x),  z_i ~ q(z|x),
 
-    tight as k grows (k=1 is the ELBO). `model` is a VAE (or any object with
-    `encode(x) -> (mean, log_var)`, `decoder(z)` and `log_likelihood(x,
-    decoder_output)`). The k samples run through the decoder in batches of
-    about `max_batch`; the log-sum-exp is done in float64.
+    tight as k grows (k=1 is the ELBO). `model` is any genzoo model with
+    `has_likelihood` (its `log_importance_weights` gives log p(x, z) - log
+    q(z|x)); it runs on any Keras backend. The k samples run through the
+    decoder in batches of about `max_batch`; the log-sum-exp is done in
+    float64.
 
     Returns float64 array (n,) of -log p(x) estimates in nats.
     """
     from scipy.special import logsumexp
 
+    import keras
+
+    _require_likelihood(model)
     images = np.asarray(images, np.float32)
     k = int(k)
     if k < 1:
         raise ValueError(f"k={k!r} must be >= 1.")
     k_chunk = min(k, max_batch)
     images_per_call = max(1, max_batch // k_chunk)
-    fns = {}
+    log_weights = _compiled(model.log_importance_weights)
+    rng = np.random.default_rng(seed)
     results = []
-    calls = 0
     for start in range(0, len(images), images_per_call):
         batch = images[start : start + images_per_call]
         chunk_lse = []
         for chunk_start in range(0, k, k_chunk):
             size = min(k_chunk, k - chunk_start)
-            if size not in fns:
-                fns[size] = _log_weights_function(model, size)
-            log_w = np.asarray(fns[size](batch, np.array([seed, calls], np.int64)), np.float64)
-            calls += 1
+            eps = rng.standard_normal((size, len(batch), model.latent_dim), dtype=np.float32)
+            log_w = np.asarray(keras.ops.convert_to_numpy(log_weights(batch, eps)), np.float64)
             chunk_lse.append(logsumexp(log_w, axis=0))
         results.append(logsumexp(np.stack(chunk_lse), axis=0) - math.log(k))
     return -np.concatenate(results)
@@ -106,19 +114,26 @@ def iwae_nll(model, images, k=DEFAULT_K, max_batch=4096, seed=0):
 
 def negative_elbo(model, images, batch_size=500, seed=0):
     """-ELBO per image (nats): -log p(x|z) for one z ~ q(z|x) plus the analytic KL to N(0, I)."""
-    import tensorflow as tf
+    import keras
+    from keras import ops
 
     from zoo import losses
 
-    images = np.asarray(images, np.float32)
-    values = []
-    for i, start in enumerate(range(0, len(images), batch_size)):
-        batch = images[start : start + batch_size]
+    _require_likelihood(model)
+
+    def per_image(batch, eps):
         mean, log_var = model.encode(batch)
-        eps = tf.random.stateless_normal(tf.shape(mean), seed=[seed, i])
-        z = mean + tf.exp(0.5 * log_var) * eps
-        log_px = model.log_likelihood(batch, model.decoder(z, training=False))
-        values.append(np.asarray(losses.gaussian_kl(mean, log_var) - log_px, np.float64))
+        z = mean + ops.exp(0.5 * log_var) * eps
+        return losses.gaussian_kl(mean, log_var) - model.log_likelihood(batch, model.decoder(z, training=False))
+
+    per_image = _compiled(per_image)
+    images = np.asarray(images, np.float32)
+    rng = np.random.default_rng(seed)
+    values = []
+    for start in range(0, len(images), batch_size):
+        batch = images[start : start + batch_size]
+        eps = rng.standard_normal((len(batch), model.latent_dim), dtype=np.float32)
+        values.append(np.asarray(keras.ops.convert_to_numpy(per_image(batch, eps)), np.float64))
     return np.concatenate(values)
 
 
@@ -165,18 +180,15 @@ def reconstruction_vs_pca(model, train_images, test_images, batch_size=1000):
 
 
 def generate(model, n, sampler=None, seed=0, batch_size=1000):
-    """n images in [0, 1] as a NumPy array: `sampler` codes through `decode`
-    when given, else the model's own `sample` (an AE, which has none, decodes
-    N(0, I) codes)."""
+    """n images in [0, 1] as a NumPy array: `sampler` codes through `generate`
+    when given, else the model's own `sample` (a plain AE, which has no prior,
+    decodes N(0, I) codes)."""
     import keras
 
     from zoo.latent import decode_codes
 
     if sampler is not None:
         return decode_codes(model, sampler.sample(n, seed=seed), batch_size)
-    if not hasattr(model, "sample"):
-        codes = np.random.default_rng(seed).standard_normal((n, model.latent_dim)).astype(np.float32)
-        return decode_codes(model, codes, batch_size)
     seeds = keras.random.SeedGenerator(seed)
     parts = [keras.ops.convert_to_numpy(model.sample(min(batch_size, n - i), seed=seeds)) for i in range(0, n, batch_size)]
     return np.concatenate(parts).astype(np.float32)
@@ -264,14 +276,12 @@ def evaluate_model(model, train, test, classifier, k=DEFAULT_K, n_likelihood=Non
         inception: None, or an InceptionV3 feature model from `load_inception()`
             for the standard FID too.
     """
-    import zoo
-
     test_images, test_labels = test
     results = {"model": type(model).__name__, "latent_dim": int(model.latent_dim),
                "sampler": type(sampler).__name__ if sampler is not None else "prior"}
-    if isinstance(model, zoo.VAE):
+    if model.has_likelihood:
         results["likelihood"] = likelihood(model, test_images, k=k, n_images=n_likelihood, seed=seed)
-    if isinstance(model, (zoo.VAE, zoo.Autoencoder)):
+    if model.has_encoder:
         results["reconstruction"] = reconstruction_vs_pca(model, train[0], test_images)
         results["clustering"] = code_clustering(model, test_images, test_labels, seed=seed)
     generated = generate(model, n_samples, sampler=sampler, seed=seed)
@@ -316,8 +326,10 @@ def evaluate_run(run_dir, k=DEFAULT_K, n_likelihood=None, n_samples=10000, sampl
     if sampler not in ("prior", "gmm"):
         raise ValueError(f"sampler={sampler!r} is not supported; allowed values are 'prior' and 'gmm'.")
     model = keras.saving.load_model(model_path, compile=False)
-    if sampler == "gmm" and isinstance(model, zoo.DCGAN):
-        raise ValueError("sampler='gmm' fits the codes of an encoder; a DCGAN has none: use sampler='prior'.")
+    if sampler == "gmm" and not model.has_encoder:
+        raise ValueError(
+            f"sampler='gmm' fits the codes of an encoder; a {type(model).__name__} has none: use sampler='prior'."
+        )
     dataset = config.get("dataset", "digits")
     train, test = dataset_arrays(dataset, "train"), dataset_arrays(dataset, "test")
     clf = classifier_module.load_or_train(dataset, train, test, cache_dir=cache_dir)

@@ -26,10 +26,7 @@ def encode_codes(model, images, batch_size=1000):
     images = np.asarray(images, np.float32)
     parts = []
     for start in range(0, len(images), batch_size):
-        codes = model.encode(images[start : start + batch_size])
-        if isinstance(codes, (tuple, list)):
-            codes = codes[0]
-        parts.append(keras.ops.convert_to_numpy(codes))
+        parts.append(keras.ops.convert_to_numpy(model.embed(images[start : start + batch_size])))
     return np.concatenate(parts).astype(np.float32)
 
 
@@ -37,9 +34,8 @@ def decode_codes(model, codes, batch_size=1000):
     """Images in [0, 1] (n, H, W, C) for codes (n, latent_dim)."""
     import keras
 
-    decode = model.decode if hasattr(model, "decode") else model.generate
     codes = np.asarray(codes, np.float32)
-    parts = [keras.ops.convert_to_numpy(decode(codes[i : i + batch_size])) for i in range(0, len(codes), batch_size)]
+    parts = [keras.ops.convert_to_numpy(model.generate(codes[i : i + batch_size])) for i in range(0, len(codes), batch_size)]
     return np.concatenate(parts).astype(np.float32)
 
 

@@ -59,6 +59,19 @@ def gaussian_log_likelihood(x, mean, log_var):
     return _sum_over_non_batch(elementwise)
 
 
+def log_importance_weights(log_px, z, eps, log_var):
+    """log w = log p(x|z) + log N(z; 0, I) - log q(z|x) for z = mean + exp(log_var / 2) * eps.
+
+    The terms of the importance-weighted bound (Burda et al. 2016), elementwise
+    over leading axes: `log_px` (..., ) and `z`, `eps`, `log_var` (..., latent),
+    `log_var` broadcasting. log q(z|x) is written through eps, which is exact
+    and avoids dividing by the posterior's standard deviation.
+    """
+    log_pz = ops.sum(-0.5 * ops.square(z) - 0.5 * _LOG_2PI, axis=-1)
+    log_qz = ops.sum(-0.5 * ops.square(eps) - 0.5 * _LOG_2PI - 0.5 * log_var, axis=-1)
+    return log_px + log_pz - log_qz
+
+
 def discriminator_loss(real_logits, fake_logits):
     """J(D) of Goodfellow et al. (2014) per example: -log D(x) - log(1 - D(G(z))).
 

@@ -1,8 +1,9 @@
 """Builders of the zoo's sub-networks, as functional `keras.Model`s.
 
 Only `keras.layers` and `keras.ops` appear here, so every network runs on any
-Keras backend. Output layers compute in float32 whatever the global dtype
-policy, so the losses stay in float32 under `mixed_bfloat16`. Each network
+Keras backend. Every layer takes the model's dtype policy (`dtype`, None for
+the global one), except the output layers, which compute in float32 whatever
+the policy, so the losses stay in float32 under `mixed_bfloat16`. Each network
 halves (or doubles) the resolution once per entry of `filters`, which is why
 image sides must be divisible by 2**len(filters).
 """
@@ -16,7 +17,7 @@ def _bottom_shape(image_shape, n_stages):
     return height // 2**n_stages, width // 2**n_stages
 
 
-def conv_encoder(image_shape, outputs, filters=(32, 64), hidden_dim=256, kernel_size=3, name="encoder"):
+def conv_encoder(image_shape, outputs, filters=(32, 64), hidden_dim=256, kernel_size=3, name="encoder", dtype=None):
     """Strided-convolution encoder: image -> one Dense head per entry of `outputs`.
 
     Args:
@@ -29,16 +30,16 @@ def conv_encoder(image_shape, outputs, filters=(32, 64), hidden_dim=256, kernel_
     images = keras.Input(shape=image_shape, name="images")
     x = images
     for i, width in enumerate(filters):
-        x = layers.Conv2D(width, kernel_size, strides=2, padding="same", activation="relu", name=f"conv{i}")(x)
-    x = layers.Flatten(name="flatten")(x)
+        x = layers.Conv2D(width, kernel_size, strides=2, padding="same", activation="relu", name=f"conv{i}", dtype=dtype)(x)
+    x = layers.Flatten(name="flatten", dtype=dtype)(x)
     if hidden_dim:
-        x = layers.Dense(hidden_dim, activation="relu", name="hidden")(x)
+        x = layers.Dense(hidden_dim, activation="relu", name="hidden", dtype=dtype)(x)
     heads = {head: layers.Dense(width, name=head, dtype="float32")(x) for head, width in outputs.items()}
     out = list(heads.values())
-    return keras.Model(images, out[0] if len(out) == 1 else out, name=name)
+    return keras.Model(images, out[0] if len(out) == 1 else out, name=name, dtype=dtype)
 
 
-def deconv_decoder(image_shape, latent_dim, filters=(64, 32), hidden_dim=256, kernel_size=3, name="decoder"):
+def deconv_decoder(image_shape, latent_dim, filters=(64, 32), hidden_dim=256, kernel_size=3, name="decoder", dtype=None):
     """Mirror of `conv_encoder`: code -> per-pixel logits of shape image_shape.
 
     The last layer is linear; callers apply the output non-linearity (sigmoid
@@ -48,16 +49,16 @@ def deconv_decoder(image_shape, latent_dim, filters=(64, 32), hidden_dim=256, ke
     z = keras.Input(shape=(latent_dim,), name="z")
     x = z
     if hidden_dim:
-        x = layers.Dense(hidden_dim, activation="relu", name="hidden")(x)
-    x = layers.Dense(bottom_h * bottom_w * filters[0], activation="relu", name="project")(x)
-    x = layers.Reshape((bottom_h, bottom_w, filters[0]), name="reshape")(x)
+        x = layers.Dense(hidden_dim, activation="relu", name="hidden", dtype=dtype)(x)
+    x = layers.Dense(bottom_h * bottom_w * filters[0], activation="relu", name="project", dtype=dtype)(x)
+    x = layers.Reshape((bottom_h, bottom_w, filters[0]), name="reshape", dtype=dtype)(x)
     for i, width in enumerate(filters):
-        x = layers.Conv2DTranspose(width, kernel_size, strides=2, padding="same", activation="relu", name=f"deconv{i}")(x)
+        x = layers.Conv2DTranspose(width, kernel_size, strides=2, padding="same", activation="relu", name=f"deconv{i}", dtype=dtype)(x)
     logits = layers.Conv2D(image_shape[-1], kernel_size, padding="same", name="logits", dtype="float32")(x)
-    return keras.Model(z, logits, name=name)
+    return keras.Model(z, logits, name=name, dtype=dtype)
 
 
-def dcgan_generator(image_shape, latent_dim, filters=(128, 64), kernel_size=5, name="generator"):
+def dcgan_generator(image_shape, latent_dim, filters=(128, 64), kernel_size=5, name="generator", dtype=None):
     """DCGAN generator (Radford et al. 2016): project and reshape, then
     fractionally-strided convolutions with batch norm and ReLU, tanh output in [-1, 1].
 
@@ -66,29 +67,29 @@ def dcgan_generator(image_shape, latent_dim, filters=(128, 64), kernel_size=5, n
     """
     bottom_h, bottom_w = _bottom_shape(image_shape, len(filters))
     z = keras.Input(shape=(latent_dim,), name="z")
-    x = layers.Dense(bottom_h * bottom_w * filters[0], use_bias=False, name="project")(z)
-    x = layers.BatchNormalization(name="project_bn")(x)
-    x = layers.ReLU(name="project_relu")(x)
-    x = layers.Reshape((bottom_h, bottom_w, filters[0]), name="reshape")(x)
+    x = layers.Dense(bottom_h * bottom_w * filters[0], use_bias=False, name="project", dtype=dtype)(z)
+    x = layers.BatchNormalization(name="project_bn", dtype=dtype)(x)
+    x = layers.ReLU(name="project_relu", dtype=dtype)(x)
+    x = layers.Reshape((bottom_h, bottom_w, filters[0]), name="reshape", dtype=dtype)(x)
     for i, width in enumerate(filters[1:]):
-        x = layers.Conv2DTranspose(width, kernel_size, strides=2, padding="same", use_bias=False, name=f"deconv{i}")(x)
-        x = layers.BatchNormalization(name=f"deconv{i}_bn")(x)
-        x = layers.ReLU(name=f"deconv{i}_relu")(x)
-    x = layers.Conv2DTranspose(image_shape[-1], kernel_size, strides=2, padding="same", name="to_image")(x)
+        x = layers.Conv2DTranspose(width, kernel_size, strides=2, padding="same", use_bias=False, name=f"deconv{i}", dtype=dtype)(x)
+        x = layers.BatchNormalization(name=f"deconv{i}_bn", dtype=dtype)(x)
+        x = layers.ReLU(name=f"deconv{i}_relu", dtype=dtype)(x)
+    x = layers.Conv2DTranspose(image_shape[-1], kernel_size, strides=2, padding="same", name="to_image", dtype=dtype)(x)
     images = layers.Activation("tanh", name="tanh", dtype="float32")(x)
-    return keras.Model(z, images, name=name)
+    return keras.Model(z, images, name=name, dtype=dtype)
 
 
-def dcgan_discriminator(image_shape, filters=(64, 128), kernel_size=5, name="discriminator"):
+def dcgan_discriminator(image_shape, filters=(64, 128), kernel_size=5, name="discriminator", dtype=None):
     """DCGAN discriminator: strided convolutions with LeakyReLU(0.2), batch norm on
     all but the input layer (Radford et al. 2016), one real/fake logit out."""
     images = keras.Input(shape=image_shape, name="images")
     x = images
     for i, width in enumerate(filters):
-        x = layers.Conv2D(width, kernel_size, strides=2, padding="same", use_bias=i == 0, name=f"conv{i}")(x)
+        x = layers.Conv2D(width, kernel_size, strides=2, padding="same", use_bias=i == 0, name=f"conv{i}", dtype=dtype)(x)
         if i > 0:
-            x = layers.BatchNormalization(name=f"conv{i}_bn")(x)
-        x = layers.LeakyReLU(negative_slope=0.2, name=f"conv{i}_lrelu")(x)
-    x = layers.Flatten(name="flatten")(x)
+            x = layers.BatchNormalization(name=f"conv{i}_bn", dtype=dtype)(x)
+        x = layers.LeakyReLU(negative_slope=0.2, name=f"conv{i}_lrelu", dtype=dtype)(x)
+    x = layers.Flatten(name="flatten", dtype=dtype)(x)
     logits = layers.Dense(1, name="logit", dtype="float32")(x)
-    return keras.Model(images, logits, name=name)
+    return keras.Model(images, logits, name=name, dtype=dtype)

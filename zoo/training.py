@@ -24,9 +24,8 @@ import time
 import keras
 
 import zoo
-from zoo import _checks, _io
+from zoo import _checks, _io, registry
 
-DEFAULT_LATENT_DIM = {"ae": 16, "dae": 64, "vae": 16, "dcgan": 100}
 # Settings that define a run: `--resume` takes them from config.json.
 DEFAULTS = {
     "dataset": "digits",
@@ -61,61 +60,38 @@ class Interrupted(KeyboardInterrupt):
     """Ctrl-C during `train`; the message says what is saved and how to resume."""
 
 
-def build_model(model_name, image_shape, latent_dim=None, seed=None, **options):
-    """The model the CLI name stands for, with CLI-friendly defaults.
-
-    `dae` is the denoising autoencoder: an `Autoencoder` with input noise
-    (default stddev 0.3) and, by default, a code larger than an 8x8 image.
-    """
-    if model_name not in zoo.MODELS:
-        allowed = ", ".join(repr(m) for m in zoo.MODELS)
-        raise ValueError(f"model={model_name!r} is not known; allowed values are {allowed}.")
-    latent_dim = latent_dim or DEFAULT_LATENT_DIM[model_name]
-    kwargs = {k: v for k, v in options.items() if v is not None}
-    if model_name == "dae":
-        kwargs.setdefault("noise_stddev", 0.3)
-    return zoo.MODELS[model_name](image_shape, latent_dim, seed=seed, **kwargs)
+def build_model(model_name, image_shape, latent_dim=None, seed=None, dtype=None, **options):
+    """The model the CLI name stands for, with its registry defaults (see `zoo.registry`)."""
+    return registry.build(model_name, image_shape, latent_dim, seed=seed, dtype=dtype, **options)
 
 
 def compile_model(model, learning_rate=None, d_learning_rate=None, g_learning_rate=None):
-    """Adam(1e-3) for AE/VAE; Adam(2e-4, beta_1=0.5) per player for the DCGAN.
+    """The model's default optimizers: Adam(1e-3) for AE/VAE, Adam(2e-4, beta_1=0.5) per DCGAN player.
 
     `learning_rate` sets every optimizer; `d_learning_rate`/`g_learning_rate`
     override it for the DCGAN's discriminator/generator.
     """
-    if isinstance(model, zoo.DCGAN):
-        lr = learning_rate or 2e-4
-        model.compile(
-            d_optimizer=keras.optimizers.Adam(d_learning_rate or lr, beta_1=0.5),
-            g_optimizer=keras.optimizers.Adam(g_learning_rate or lr, beta_1=0.5),
-        )
-    else:
-        if d_learning_rate or g_learning_rate:
-            raise ValueError("d_learning_rate and g_learning_rate are for the DCGAN's two players; use learning_rate.")
-        model.compile(optimizer=keras.optimizers.Adam(learning_rate or 1e-3))
-    return model
+    return model.compile_default(learning_rate, d_learning_rate=d_learning_rate, g_learning_rate=g_learning_rate)
 
 
 def generate_images(model, n, seed=0):
-    """n images from the model's generative half (AE: decode N(0, I) codes)."""
-    if isinstance(model, zoo.Autoencoder):
-        # A plain AE has no prior; N(0, I) codes only show what its decoder does.
-        z = keras.random.normal((n, model.latent_dim), seed=seed)
-        return model.decode(z)
+    """n images from the model's generative half (a plain AE decodes N(0, I) codes)."""
     return model.sample(n, seed=seed)
 
 
 def library_versions():
-    import numpy as np
-    import tensorflow as tf
+    """Versions of what trained the run: genzoo, Keras, its backend's library, numpy, Python."""
+    import importlib
 
-    return {
-        "genzoo": zoo.__version__,
-        "keras": keras.__version__,
-        "tensorflow": tf.__version__,
-        "numpy": np.__version__,
-        "python": platform.python_version(),
-    }
+    import numpy as np
+
+    backend = keras.backend.backend()
+    versions = {"genzoo": zoo.__version__, "keras": keras.__version__, "keras_backend": backend}
+    library = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}.get(backend)
+    if library:
+        versions[library] = importlib.import_module(library).__version__
+    versions.update(numpy=np.__version__, python=platform.python_version())
+    return versions
 
 
 def completed_epochs(out):
@@ -237,8 +213,7 @@ def train(model_name, dataset=None, epochs=10, out="runs/run", batch_size=None, 
     from export.grid import save_grid
     from zoo import callbacks, data
 
-    if model_name not in zoo.MODELS:
-        raise ValueError(f"model={model_name!r} is not known; allowed values are {', '.join(map(repr, zoo.MODELS))}.")
+    spec = registry.entry(model_name)
     epochs = _checks.positive_int("epochs", epochs)
     if log_every is not None and (isinstance(log_every, bool) or not isinstance(log_every, int) or log_every < 0):
         raise ValueError(f"log_every={log_every!r} must be an integer >= 0 (0: per-epoch scalars only).")
@@ -265,11 +240,10 @@ def train(model_name, dataset=None, epochs=10, out="runs/run", batch_size=None, 
         config = None
     settings["model"] = model_name
     # Record the effective values, so config.json shows what the run used.
-    settings["latent_dim"] = settings["latent_dim"] or DEFAULT_LATENT_DIM[model_name]
-    settings["learning_rate"] = settings["learning_rate"] or (2e-4 if model_name == "dcgan" else 1e-3)
-    if model_name == "dcgan":
-        settings["d_learning_rate"] = settings["d_learning_rate"] or settings["learning_rate"]
-        settings["g_learning_rate"] = settings["g_learning_rate"] or settings["learning_rate"]
+    settings["latent_dim"] = settings["latent_dim"] or spec.latent_dim
+    settings["learning_rate"] = settings["learning_rate"] or spec.cls.default_learning_rate
+    for key in spec.cls.player_learning_rates:
+        settings[key] = settings[key] or settings["learning_rate"]
     seed = settings["seed"]
     if seed is not None:
         keras.utils.set_random_seed(seed)
@@ -288,17 +262,12 @@ def train(model_name, dataset=None, epochs=10, out="runs/run", batch_size=None, 
     settings["image_size"] = list(image_shape[:2])
     held_images, held_labels, validation_ds = _held_out(dataset, image_shape, settings, binarize, download)
 
-    # The policy applies to the layers built now (runs older than the setting trained
-    # in float32); the caller's global policy comes back afterwards.
-    caller_policy = keras.mixed_precision.global_policy()
-    keras.mixed_precision.set_global_policy(settings.get("precision") or "float32")
-    try:
-        if config is not None:
-            model = zoo.MODELS[model_name].from_config(config["model_config"])
-        else:
-            model = build_model(model_name, image_shape, settings["latent_dim"], seed=seed, **options)
-    finally:
-        keras.mixed_precision.set_global_policy(caller_policy)
+    # The dtype policy is part of the model's config (runs older than that trained in `precision`).
+    precision = settings.get("precision") or "float32"
+    if config is not None:
+        model = spec.cls.from_config({"dtype": precision, **config["model_config"]})
+    else:
+        model = build_model(model_name, image_shape, settings["latent_dim"], seed=seed, dtype=precision, **options)
     compile_model(model, settings["learning_rate"], settings["d_learning_rate"], settings["g_learning_rate"])
 
     done = completed_epochs(out) if resume else 0
@@ -333,7 +302,7 @@ def train(model_name, dataset=None, epochs=10, out="runs/run", batch_size=None, 
         callbacks.TensorBoard(out, update_freq=settings["log_every"] or "epoch"),
         callbacks.ImageSummaries(out, images=held_images, seed=seed or 0),
     ]
-    if held_images is not None and not isinstance(model, zoo.DCGAN):
+    if held_images is not None and model.has_encoder:
         run_callbacks.append(callbacks.EmbeddingProjector(out, held_images, held_labels, train_ds.class_names))
     run_callbacks += [
         callbacks.RunCheckpoint(out),

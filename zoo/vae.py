@@ -4,7 +4,7 @@ import keras
 from keras import ops
 
 from zoo import _checks, losses, networks
-from zoo.base import GenerativeModel, _tensorflow
+from zoo.base import SingleOptimizerModel
 from zoo.layers import Sampling
 
 LIKELIHOODS = ("bernoulli", "gaussian")
@@ -14,7 +14,7 @@ _MIN_LOG_SCALE = -7.0
 
 
 @keras.saving.register_keras_serializable(package="genzoo")
-class VAE(GenerativeModel):
+class VAE(SingleOptimizerModel):
     """Variational autoencoder (Kingma & Welling 2014).
 
     The encoder gives the mean and log-variance of q(z|x); a `Sampling` layer
@@ -41,9 +41,12 @@ class VAE(GenerativeModel):
         hidden_dim: int. Dense layer before/after z, 0 for none. Defaults to 256.
         seed: int or None. Seeds the sampling layer and `sample()`.
             Defaults to None.
+        dtype: the Keras dtype policy, e.g. "mixed_bfloat16"; saved in the
+            config. Defaults to None (the global policy).
 
     Tracked: `loss` (negative ELBO with beta), `reconstruction_loss`
-    (-log p(x|z), nats per image), `kl_loss` (nats per image).
+    (-log p(x|z), nats per image), `kl_loss` (nats per image). Trains on
+    every Keras backend (the loss is in `compute_loss`).
 
     Example:
     >>> vae = VAE((28, 28, 1), latent_dim=16)
@@ -69,10 +72,14 @@ class VAE(GenerativeModel):
         self.beta = _checks.non_negative_float("beta", beta)
         self.filters = filters
         self.hidden_dim = int(hidden_dim)
+        policy = self.dtype_policy
         self.encoder = networks.conv_encoder(
-            self.image_shape, {"mean": self.latent_dim, "log_var": self.latent_dim}, filters, self.hidden_dim
+            self.image_shape, {"mean": self.latent_dim, "log_var": self.latent_dim}, filters, self.hidden_dim,
+            dtype=policy,
         )
-        self.decoder = networks.deconv_decoder(self.image_shape, self.latent_dim, filters[::-1], self.hidden_dim)
+        self.decoder = networks.deconv_decoder(
+            self.image_shape, self.latent_dim, filters[::-1], self.hidden_dim, dtype=policy
+        )
         self.sampler = Sampling(seed=self._sub_seed(1), name="sampling")
         if self.likelihood == "gaussian":
             self.log_scale = self.add_weight(shape=(), initializer="zeros", name="log_scale")
@@ -90,6 +97,11 @@ class VAE(GenerativeModel):
             "seed": self.seed,
         }
 
+    kind = "vae"
+    has_encoder = True
+    encoder_outputs = ("mean", "log_var")
+    has_likelihood = True
+
     def encode(self, images):
         """Images in [0, 1] -> (mean, log_var) of q(z|x), each (batch, latent_dim)."""
         mean, log_var = self.encoder(self._images(images, "VAE.encode"), training=False)
@@ -99,15 +111,7 @@ class VAE(GenerativeModel):
         """Latents -> images in [0, 1]: the mean of p(x|z)."""
         return ops.sigmoid(self.decoder(self._latents(z, "VAE.decode"), training=False))
 
-    def sample(self, n, seed=None):
-        """Draw `n` images: z ~ N(0, I), then decode. `seed` makes it reproducible."""
-        return self.decode(self._prior_sample(n, seed))
-
-    def call(self, images, training=None):
-        """Reconstruct: decode a sample of q(z|x) in training, its mean otherwise."""
-        mean, log_var = self.encoder(self._images(images, "VAE.call"), training=training)
-        z = self.sampler([mean, log_var]) if training else mean
-        return ops.sigmoid(self.decoder(z, training=training))
+    generate = decode
 
     def log_likelihood(self, images, logits):
         """log p(x|z) per image, for decoder outputs `logits`."""
@@ -116,25 +120,34 @@ class VAE(GenerativeModel):
         log_scale = ops.maximum(self.log_scale, _MIN_LOG_SCALE)
         return losses.gaussian_log_likelihood(images, ops.sigmoid(logits), 2.0 * log_scale)
 
-    def _loss_terms(self, images, training):
+    def log_importance_weights(self, images, eps):
+        """log w = log p(x|z) + log p(z) - log q(z|x) for z = mean + exp(log_var / 2) * eps.
+
+        `images` (batch, H, W, C) in [0, 1]; `eps` (k, batch, latent_dim)
+        standard normal draws. Returns (k, batch). The importance-weighted
+        bound of Burda et al. (2016) is the log-mean-exp over k."""
+        images = ops.convert_to_tensor(images, "float32")
+        eps = ops.convert_to_tensor(eps, "float32")
+        mean, log_var = self.encoder(images, training=False)
+        k, batch = ops.shape(eps)[0], ops.shape(images)[0]
+        z = mean[None] + ops.exp(0.5 * log_var)[None] * eps
+        logits = self.decoder(ops.reshape(z, (-1, self.latent_dim)), training=False)
+        tiled = ops.reshape(ops.broadcast_to(images[None], (k,) + tuple(ops.shape(images))), (-1,) + self.image_shape)
+        log_px = ops.reshape(self.log_likelihood(tiled, logits), (k, batch))
+        return losses.log_importance_weights(log_px, z, eps, log_var[None])
+
+    def _reconstruct(self, images):
+        """The decoded mean of q(z|x)."""
+        mean, _ = self.encoder(images, training=False)
+        return ops.sigmoid(self.decoder(mean, training=False))
+
+    def _forward(self, images, training):
+        # The ELBO is an expectation over q(z|x): training and evaluation both draw z.
         mean, log_var = self.encoder(images, training=training)
         z = self.sampler([mean, log_var])
-        reconstruction = -self.log_likelihood(images, self.decoder(z, training=training))
-        kl = losses.gaussian_kl(mean, log_var)
-        reconstruction, kl = ops.mean(reconstruction), ops.mean(kl)
-        return reconstruction + self.beta * kl, reconstruction, kl
+        return {"mean": mean, "log_var": log_var, "logits": self.decoder(z, training=training)}
 
-    def train_step(self, data):
-        tf = _tensorflow()
-        images = self._images(data, "VAE.fit")
-        with tf.GradientTape() as tape:
-            loss, reconstruction, kl = self._loss_terms(images, training=True)
-            total = loss + sum(self.losses) if self.losses else loss
-        grads = tape.gradient(total, self.trainable_variables)
-        self.optimizer.apply_gradients(zip(grads, self.trainable_variables))
-        return self._update_trackers(loss=loss, reconstruction_loss=reconstruction, kl_loss=kl)
-
-    def test_step(self, data):
-        # The ELBO is an expectation over q(z|x): evaluate it with a sample, as in training.
-        loss, reconstruction, kl = self._loss_terms(self._images(data, "VAE.evaluate"), training=False)
-        return self._update_trackers(loss=loss, reconstruction_loss=reconstruction, kl_loss=kl)
+    def _loss_terms(self, images, outputs):
+        reconstruction = ops.mean(-self.log_likelihood(images, outputs["logits"]))
+        kl = ops.mean(losses.gaussian_kl(outputs["mean"], outputs["log_var"]))
+        return {"loss": reconstruction + self.beta * kl, "reconstruction_loss": reconstruction, "kl_loss": kl}

@@ -1,0 +1,249 @@
+"""The DCGAN's training step, once per Keras backend, side by side.
+
+Every version plays the same game on a batch of real images in [-1, 1]:
+
+1. one generator pass, fake = G(z), z ~ N(0, I) from the model's noise seed;
+2. one discriminator update on J(D) = -E log D(x) - E log(1 - D(fake)), with
+   the fake batch held fixed (no gradient into G);
+3. one generator update through the *updated* discriminator, on the same
+   fake batch (G's gradient flows back through step 1's pass).
+
+Discriminator calls run in training mode (batch statistics), real and fake
+batches separately, in the order real, fake, fake; so batch-norm moving
+statistics are updated three times per step on every backend. Regularisation
+losses of either network (none in the zoo's networks) are added to its
+player's objective. The manner follows the Keras guides "Customizing what
+happens in fit()" for TensorFlow, JAX and PyTorch.
+"""
+
+import keras
+from keras import ops
+
+from zoo import losses
+
+
+class Players:
+    """The two players' optimizers as one `model.optimizer` for Keras' trainers.
+
+    Keras' JAX trainer carries `model.optimizer.variables` through its
+    stateless step; this lists the discriminator's and then the generator's.
+    `iterations` is the generator's (one per training step)."""
+
+    def __init__(self, d_optimizer, g_optimizer):
+        self.d_optimizer, self.g_optimizer = d_optimizer, g_optimizer
+
+    @property
+    def variables(self):
+        return list(self.d_optimizer.variables) + list(self.g_optimizer.variables)
+
+    @property
+    def built(self):
+        return self.d_optimizer.built and self.g_optimizer.built
+
+    def build(self, variables=None):
+        """Both players are built by `DCGAN.compile`; nothing to do."""
+
+    @property
+    def iterations(self):
+        return self.g_optimizer.iterations
+
+    def scale_loss(self, loss):
+        return loss
+
+
+def _logs(d_loss, g_loss, real_logits, fake_logits):
+    return {
+        "d_loss": d_loss,
+        "g_loss": g_loss,
+        "real_score": ops.mean(ops.sigmoid(real_logits)),
+        "fake_score": ops.mean(ops.sigmoid(fake_logits)),
+    }
+
+
+def _with_losses(loss, network):
+    extra = network.losses
+    return loss + ops.sum(ops.stack([ops.sum(e) for e in extra])) if extra else loss
+
+
+def evaluate_terms(model, real):
+    """The tracked values on a held-out batch, inference mode (any backend)."""
+    fake = model.generator(model._noise(ops.shape(real)[0]), training=False)
+    real_logits = model.discriminator(real, training=False)
+    fake_logits = model.discriminator(fake, training=False)
+    d_loss = ops.mean(losses.discriminator_loss(real_logits, fake_logits))
+    g_loss = ops.mean(losses.generator_loss(fake_logits, model.loss_name))
+    return _logs(d_loss, g_loss, real_logits, fake_logits)
+
+
+# -- TensorFlow ---------------------------------------------------------------
+def tensorflow_train_step(model, data):
+    import tensorflow as tf
+
+    real = model._real(data, "DCGAN.fit")
+    G, D = model.generator, model.discriminator
+    g_vars, d_vars = G.trainable_variables, D.trainable_variables
+    # One generator pass, recorded for the generator's update only.
+    with tf.GradientTape(watch_accessed_variables=False) as g_tape:
+        g_tape.watch([v.value for v in g_vars])  # the backing tf.Variables
+        fake = G(model._noise(ops.shape(real)[0]), training=True)
+        with tf.GradientTape() as d_tape:
+            real_logits = D(real, training=True)
+            fake_logits = D(ops.stop_gradient(fake), training=True)
+            d_loss = ops.mean(losses.discriminator_loss(real_logits, fake_logits))
+            d_total = _with_losses(d_loss, D)
+        model.d_optimizer.apply_gradients(zip(d_tape.gradient(d_total, d_vars), d_vars))
+        g_logits = D(fake, training=True)
+        g_loss = ops.mean(losses.generator_loss(g_logits, model.loss_name))
+        g_total = _with_losses(g_loss, G)
+    model.g_optimizer.apply_gradients(zip(g_tape.gradient(g_total, g_vars), g_vars))
+    return model._update_trackers(**_logs(d_loss, g_loss, real_logits, fake_logits))
+
+
+# -- PyTorch ------------------------------------------------------------------
+def torch_train_step(model, data):
+    import torch
+
+    real = model._real(data, "DCGAN.fit")
+    G, D = model.generator, model.discriminator
+    fake = G(model._noise(ops.shape(real)[0]), training=True)
+
+    model.zero_grad()
+    real_logits = D(real, training=True)
+    fake_logits = D(fake.detach(), training=True)
+    d_loss = ops.mean(losses.discriminator_loss(real_logits, fake_logits))
+    _with_losses(d_loss, D).backward()
+    d_vars = D.trainable_variables
+    with torch.no_grad():
+        model.d_optimizer.apply([v.value.grad for v in d_vars], d_vars)
+
+    model.zero_grad()  # the generator's loss also reaches D's weights; only G's gradients are used
+    g_logits = D(fake, training=True)
+    g_loss = ops.mean(losses.generator_loss(g_logits, model.loss_name))
+    _with_losses(g_loss, G).backward()
+    g_vars = G.trainable_variables
+    with torch.no_grad():
+        model.g_optimizer.apply([v.value.grad for v in g_vars], g_vars)
+    return model._update_trackers(
+        **_logs(d_loss.detach(), g_loss.detach(), real_logits.detach(), fake_logits.detach())
+    )
+
+
+# -- JAX (stateless) -----------------------------------------------------------
+class _State:
+    """Picks a network's share out of the model's flat state lists, and puts it back."""
+
+    def __init__(self, model_variables, values):
+        self._index = {id(v): i for i, v in enumerate(model_variables)}
+        self.values = list(values)
+
+    def take(self, variables):
+        return [self.values[self._index[id(v)]] for v in variables]
+
+    def put(self, variables, values):
+        for v, value in zip(variables, values):
+            self.values[self._index[id(v)]] = value
+
+
+def _stateless_loss_call(network, trainable, non_trainable, inputs):
+    outputs, non_trainable, extra = network.stateless_call(
+        trainable, non_trainable, inputs, training=True, return_losses=True
+    )
+    return outputs, non_trainable, extra
+
+
+def _plus(loss, extra):
+    return loss + sum(ops.sum(e) for e in extra) if extra else loss
+
+
+def jax_train_step(model, state, data):
+    import jax
+
+    trainable, non_trainable, optimizer_values, metrics_values = state
+    G, D = model.generator, model.discriminator
+    t = _State(model.trainable_variables, trainable)
+    nt = _State(model.non_trainable_variables, non_trainable)
+    real = model._real(data, "DCGAN.fit")
+
+    # The noise draw advances the model's seed state (a non-trainable variable).
+    with keras.StatelessScope(state_mapping=list(zip(model.non_trainable_variables, non_trainable))) as scope:
+        z = model._noise(ops.shape(real)[0])
+    seed_state = model._noise_seed.state
+    nt.put([seed_state], [scope.get_current_value(seed_state)])
+
+    g_t, g_nt = t.take(G.trainable_variables), nt.take(G.non_trainable_variables)
+    d_t, d_nt = t.take(D.trainable_variables), nt.take(D.non_trainable_variables)
+    n_d_opt = len(model.d_optimizer.variables)
+    d_opt, g_opt = optimizer_values[:n_d_opt], optimizer_values[n_d_opt:]
+
+    # 1. One generator pass; its VJP carries the generator's gradient later.
+    def generator_pass(g_t):
+        fake, new_g_nt, extra = _stateless_loss_call(G, g_t, g_nt, z)
+        return fake, (new_g_nt, extra)
+
+    fake, generator_vjp, (g_nt, g_extra) = jax.vjp(generator_pass, g_t, has_aux=True)
+
+    # 2. The discriminator's update, the fake batch held fixed.
+    def discriminator_objective(d_t, d_nt):
+        real_logits, d_nt, extra_real = _stateless_loss_call(D, d_t, d_nt, real)
+        fake_logits, d_nt, _ = _stateless_loss_call(D, d_t, d_nt, jax.lax.stop_gradient(fake))
+        d_loss = ops.mean(losses.discriminator_loss(real_logits, fake_logits))
+        return _plus(d_loss, extra_real), (d_loss, real_logits, fake_logits, d_nt)
+
+    (_, (d_loss, real_logits, fake_logits, d_nt)), d_grads = jax.value_and_grad(
+        discriminator_objective, has_aux=True
+    )(d_t, d_nt)
+    d_t, d_opt = model.d_optimizer.stateless_apply(d_opt, d_grads, d_t)
+
+    # 3. The generator's update, judged by the updated discriminator.
+    def generator_objective(fake):
+        logits, new_d_nt, _ = _stateless_loss_call(D, d_t, d_nt, fake)
+        g_loss = ops.mean(losses.generator_loss(logits, model.loss_name))
+        return g_loss, (g_loss, new_d_nt)
+
+    (_, (g_loss, d_nt)), fake_grad = jax.value_and_grad(generator_objective, has_aux=True)(fake)
+    (g_grads,) = generator_vjp(fake_grad)
+    if g_extra:
+        extra_grads = jax.grad(lambda g_t: _plus(0.0, _stateless_loss_call(G, g_t, g_nt, z)[2]))(g_t)
+        g_grads = [a + b for a, b in zip(g_grads, extra_grads)]
+    g_t, g_opt = model.g_optimizer.stateless_apply(g_opt, g_grads, g_t)
+
+    t.put(G.trainable_variables, g_t)
+    t.put(D.trainable_variables, d_t)
+    nt.put(G.non_trainable_variables, g_nt)
+    nt.put(D.non_trainable_variables, d_nt)
+    logs, metrics_values = _jax_update_trackers(
+        model, metrics_values, _logs(d_loss, g_loss, real_logits, fake_logits)
+    )
+    return logs, (t.values, nt.values, list(d_opt) + list(g_opt), metrics_values)
+
+
+def _jax_update_trackers(model, metrics_values, values):
+    with keras.StatelessScope(state_mapping=list(zip(model.metrics_variables, metrics_values))) as scope:
+        logs = model._update_trackers(**values)
+    return logs, [scope.get_current_value(v) for v in model.metrics_variables]
+
+
+def jax_test_step(model, state, data):
+    trainable, non_trainable, metrics_values = state
+    real = model._real(data, "DCGAN.evaluate")
+    mapping = list(zip(model.trainable_variables, trainable)) + list(zip(model.non_trainable_variables, non_trainable))
+    with keras.StatelessScope(state_mapping=mapping) as scope:
+        values = evaluate_terms(model, real)
+    non_trainable = [scope.get_current_value(v) for v in model.non_trainable_variables]
+    logs, metrics_values = _jax_update_trackers(model, metrics_values, values)
+    return logs, (trainable, non_trainable, metrics_values)
+
+
+def _unsupported(model, data):
+    raise RuntimeError(
+        f"the DCGAN has training steps for the tensorflow, jax and torch backends of Keras, not "
+        f"{keras.backend.backend()!r}; set KERAS_BACKEND to one of those (or pass --backend to `zoo train`)."
+    )
+
+
+_TRAIN_STEPS = {"tensorflow": tensorflow_train_step, "torch": torch_train_step}
+
+
+def train_step(model, data):
+    """The step of the running backend (JAX's, being stateless, is `jax_train_step`)."""
+    return _TRAIN_STEPS.get(keras.backend.backend(), _unsupported)(model, data)
