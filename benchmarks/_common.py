@@ -210,6 +210,6 @@ def print_table(headers, rows, title=None):
 
 def write_json(data, path):
     """The figures as JSON, written atomically (zoo's own writer)."""
-    from zoo._io import write_json as write
+    from zoo_common.files import write_json as write
 
     return write(data, os.fspath(path))

@@ -175,7 +175,7 @@ def quality_figures(clf, generated, test, train_labels, seed, kid_subsets, incep
 
 
 def save_samples(out_dir, name, images):
-    from export.grid import save_grid
+    from zoo_common.grid import save_grid
 
     save_grid(images[:100], out_dir / f"samples_{name}.png", ncols=10)
 

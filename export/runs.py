@@ -12,6 +12,8 @@ written under `RUN_DIR/export/`:
 import json
 import os
 
+from zoo_common import layout
+
 FORMATS = ("savedmodel", "onnx")
 _FORMAT_ALIASES = {"savedmodel": "savedmodel", "saved_model": "savedmodel", "onnx": "onnx"}
 
@@ -32,7 +34,7 @@ def parse_formats(formats):
 
 def artifact_paths(run_dir, model_name, formats, fp16=False):
     """{format: path} of the artifacts `export_run` writes."""
-    out = os.path.join(run_dir, "export")
+    out = layout.path(run_dir, layout.EXPORT)
     onnx_name = f"{model_name}-fp16.onnx" if fp16 else f"{model_name}.onnx"
     where = {"savedmodel": os.path.join(out, "saved_model"), "onnx": os.path.join(out, onnx_name)}
     return {fmt: where[fmt] for fmt in formats}
@@ -47,10 +49,10 @@ def load_run(run_dir):
     run_dir = os.fspath(run_dir)
     if not os.path.isdir(run_dir):
         raise FileNotFoundError(f"run directory {run_dir} does not exist.")
-    model_path = os.path.join(run_dir, "model.keras")
+    model_path = layout.path(run_dir, layout.MODEL)
     if not os.path.isfile(model_path):
         raise FileNotFoundError(f"{run_dir} has no model.keras; write one with `zoo train MODEL --out {run_dir}`.")
-    config_path = os.path.join(run_dir, "config.json")
+    config_path = layout.path(run_dir, layout.CONFIG)
     config = {}
     if os.path.isfile(config_path):
         with open(config_path) as f:
@@ -77,7 +79,7 @@ def export_run(run_dir, formats=FORMATS, fp16=False, opset=None, overwrite=False
         opset: int or None. ONNX opset. Defaults to tf2onnx's preferred one.
         overwrite: bool. Replace existing artifacts. Defaults to False.
     """
-    from export import _files
+    from zoo_common import files as _files
     from export.onnx_export import check_opset, to_onnx
     from export.saved_model import to_saved_model
     from export.source import GenerativeHalf
@@ -108,7 +110,7 @@ def export_run(run_dir, formats=FORMATS, fp16=False, opset=None, overwrite=False
 
 def _record(report_path, results):
     """Merge the results into export.json, keyed by artifact file name."""
-    from export import _files
+    from zoo_common import files as _files
 
     report = {}
     if os.path.isfile(report_path):

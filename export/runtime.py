@@ -9,9 +9,9 @@ import os
 import numpy as np
 import onnxruntime as ort
 
-from export import grid as _grid
+from zoo_common import grid as _grid
 from export import metadata as _metadata
-from export.latents import interpolate_latents
+from zoo_common.latents import interpolate_latents
 
 _PROVIDER_ALIASES = {"cpu": ["CPUExecutionProvider"], "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"]}
 

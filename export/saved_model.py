@@ -5,7 +5,7 @@ import os
 import keras
 import numpy as np
 
-from export import _files
+from zoo_common import files as _files
 from export import metadata as _metadata
 from export.source import ExportResult, GenerativeHalf, check_parity, max_abs_error, parity_latents
 

@@ -6,9 +6,32 @@ import numpy as np
 
 def deterministic_output(model, z):
     """The model's deterministic generative path on fixed latents."""
-    if hasattr(model, "generate"):
-        return keras.ops.convert_to_numpy(model.generate(z))
-    return keras.ops.convert_to_numpy(model.decode(z))
+    return keras.ops.convert_to_numpy(model.generate(z))
+
+
+def gradient(fn, x):
+    """d sum(fn(x)) / dx as numpy, with the running backend's autodiff."""
+    backend = keras.backend.backend()
+    x = np.asarray(x, "float32")
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        x = tf.constant(x)
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            total = tf.reduce_sum(fn(x))
+        return tape.gradient(total, x).numpy()
+    if backend == "jax":
+        import jax
+
+        return np.asarray(jax.grad(lambda v: fn(v).sum())(x))
+    if backend == "torch":
+        import torch
+
+        x = torch.tensor(x, requires_grad=True)
+        fn(x).sum().backward()
+        return x.grad.numpy()
+    raise NotImplementedError(f"no autodiff helper for the {backend!r} backend")
 
 
 def fixed_latents(model, n=5, seed=0):

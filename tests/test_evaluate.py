@@ -250,7 +250,7 @@ def test_zoo_evaluate_writes_eval_json_and_prints_the_table(vae_run, digits_clas
     _, cache, _ = digits_classifier
     env = {**os.environ, "GENZOO_CACHE": os.path.dirname(cache)}
     proc = subprocess.run(
-        [sys.executable, "-m", "zoo.cli", "evaluate", str(vae_run), "--k", "8", "--n-likelihood", "40",
+        [sys.executable, "-m", "zoo_cli", "evaluate", str(vae_run), "--k", "8", "--n-likelihood", "40",
          "--n-samples", "300", "--sampler", "gmm", "--components", "3", "--cache-dir", cache, "--inception"],
         capture_output=True, text=True, env=env, timeout=300,
     )
@@ -273,7 +273,7 @@ def test_zoo_evaluate_writes_eval_json_and_prints_the_table(vae_run, digits_clas
 
 
 def test_zoo_evaluate_gives_one_line_errors(tmp_path, capsys):
-    from zoo import cli
+    from zoo_cli import main as cli
 
     assert cli.main(["evaluate", str(tmp_path / "missing")]) == 2
     err = capsys.readouterr().err.strip()

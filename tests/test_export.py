@@ -300,7 +300,7 @@ def run_dir(trained_run, tmp_path):
 
 
 def zoo_main(*argv):
-    from zoo.cli import main
+    from zoo_cli.main import main
 
     return main([str(a) for a in argv])
 

@@ -16,8 +16,8 @@ from PIL import Image
 
 import zoo
 from export import to_onnx
-from export.cli import main as export_main
-from export.grid import make_grid
+from zoo_cli.main import main as zoo_main
+from zoo_common.grid import make_grid
 from export.runtime import OnnxGenerator
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -61,7 +61,7 @@ def run_python(code, *args, timeout=180):
 def zoo_command():
     """The installed `zoo` console script, or its entry point run as a module."""
     script = os.path.join(os.path.dirname(sys.executable), "zoo")
-    return [script] if os.path.exists(script) else [sys.executable, "-m", "export.console"]
+    return [script] if os.path.exists(script) else [sys.executable, "-m", "zoo_cli"]
 
 
 # -- TensorFlow-free ----------------------------------------------------------
@@ -96,9 +96,9 @@ def test_the_runtime_loads_no_tensorflow_or_keras(onnx_files):
     }
 
 
-def test_python_m_export_generate_runs_without_tensorflow(onnx_files, tmp_path):
+def test_python_m_zoo_cli_generate_runs_without_tensorflow(onnx_files, tmp_path):
     out = tmp_path / "grid.png"
-    done = run_python(None, "-X", "importtime", "-m", "export", "generate", onnx_files["fp16"], "-n", "6", "-o", str(out))
+    done = run_python(None, "-X", "importtime", "-m", "zoo_cli", "generate", onnx_files["fp16"], "-n", "6", "-o", str(out))
     assert done.returncode == 0, done.stderr[-3000:]
     imported = [line.split("|")[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")]
     assert "onnxruntime" in imported and "PIL.Image" in imported  # the import log is real
@@ -137,15 +137,15 @@ def test_zoo_generate_writes_the_png_grid_of_the_runtime_samples(onnx_files, tmp
 def test_generate_refuses_an_existing_png_and_a_bad_count(onnx_files, tmp_path, capsys):
     out = tmp_path / "grid.png"
     out.write_bytes(b"precious")
-    assert export_main(["generate", onnx_files["fp32"], "-n", "4", "-o", str(out)]) == 2
+    assert zoo_main(["generate", onnx_files["fp32"], "-n", "4", "-o", str(out)]) == 2
     err = capsys.readouterr().err.strip()
     assert "already exists" in err and "--overwrite" in err and "\n" not in err
     assert out.read_bytes() == b"precious"
-    assert export_main(["generate", onnx_files["fp32"], "-n", "4", "-o", str(out), "--overwrite"]) == 0
+    assert zoo_main(["generate", onnx_files["fp32"], "-n", "4", "-o", str(out), "--overwrite"]) == 0
     assert Image.open(out).size == (2 * 34 + 2, 2 * 34 + 2)
-    assert export_main(["generate", onnx_files["fp32"], "-n", "0", "-o", str(tmp_path / "x.png")]) == 2
+    assert zoo_main(["generate", onnx_files["fp32"], "-n", "0", "-o", str(tmp_path / "x.png")]) == 2
     assert "must be >= 1" in capsys.readouterr().err
-    assert export_main(["generate", str(tmp_path / "missing.onnx"), "-o", str(tmp_path / "y.png")]) == 2
+    assert zoo_main(["generate", str(tmp_path / "missing.onnx"), "-o", str(tmp_path / "y.png")]) == 2
     assert "does not exist" in capsys.readouterr().err
     assert not (tmp_path / "x.png").exists() and not (tmp_path / "y.png").exists()
 

@@ -11,7 +11,7 @@ from PIL import Image
 from scipy.stats import norm
 
 import zoo
-from export.grid import make_grid
+from zoo_common.grid import make_grid
 from zoo import latent
 
 

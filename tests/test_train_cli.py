@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 
 import zoo
-from zoo import cli, data
+from zoo import data
+from zoo_cli import main as cli
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_MNIST = REPO.parent / "shared" / "datasets" / "mnist"
@@ -25,7 +26,7 @@ LOSSES = {"ae": "loss", "dae": "loss", "vae": "kl_loss", "dcgan": "g_loss"}
 
 
 def zoo_command(*args):
-    return [sys.executable, "-m", "zoo.cli", *map(str, args)]
+    return [sys.executable, "-m", "zoo_cli", *map(str, args)]
 
 
 def wait(process, timeout=300):

@@ -26,9 +26,10 @@ import time
 import keras
 import numpy as np
 
-from export.latents import interpolate_latents
+from zoo_common.latents import interpolate_latents
 
 from zoo import _io
+from zoo_common import files, layout
 
 # TensorBoard's projector refuses sprites larger than this on a side.
 _MAX_SPRITE_SIDE = 8192
@@ -187,7 +188,7 @@ class ImageSummaries(_EpochWriter):
 
     def grids(self):
         """{summary name: uint8 grid (H, W, C)} for the model as it is now."""
-        from export.grid import make_grid
+        from zoo_common.grid import make_grid
 
         model = self.model
         z = self._fixed_latents(self.num_samples + 2 * self.num_interpolations)
@@ -274,7 +275,7 @@ class EmbeddingProjector(_EpochWriter):
 
     def _write_static_files(self):
         """metadata.tsv, sprite.png and projector_config.pbtxt (the same every epoch)."""
-        from export.grid import make_grid, save_png
+        from zoo_common.grid import make_grid, save_png
         from google.protobuf import text_format
         from tensorboard.plugins import projector
 
@@ -291,7 +292,7 @@ class EmbeddingProjector(_EpochWriter):
         save_png(make_grid(cells, ncols=ncols, padding=0, min_cell=1), os.path.join(self.run_dir, "sprite.png"))
         labels = self.labels if self.labels is not None else np.full(n, -1)
         lines = ["index\tlabel"] + [f"{i}\t{self._label_text(int(y))}" for i, y in enumerate(labels)]
-        _io.write_text("\n".join(lines) + "\n", os.path.join(self.run_dir, "metadata.tsv"))
+        files.write_text("\n".join(lines) + "\n", os.path.join(self.run_dir, "metadata.tsv"))
         config = projector.ProjectorConfig()
         embedding = config.embeddings.add()
         embedding.tensor_name = "codes"
@@ -299,7 +300,7 @@ class EmbeddingProjector(_EpochWriter):
         embedding.metadata_path = "metadata.tsv"
         embedding.sprite.image_path = "sprite.png"
         embedding.sprite.single_image_dim.extend([width * scale, height * scale])
-        _io.write_text(text_format.MessageToString(config), os.path.join(self.run_dir, "projector_config.pbtxt"))
+        files.write_text(text_format.MessageToString(config), os.path.join(self.run_dir, "projector_config.pbtxt"))
 
     def write(self, step):
         """Encode the images with the model as it is now and export the codes."""
@@ -313,7 +314,7 @@ class EmbeddingProjector(_EpochWriter):
             self._writer = tf.summary.create_file_writer(self.run_dir)
         codes = np.concatenate([_codes(self.model, self.images[i : i + 256]) for i in range(0, len(self.images), 256)])
         text = "\n".join("\t".join(f"{v:.6g}" for v in row) for row in codes) + "\n"
-        _io.write_text(text, os.path.join(self.run_dir, "codes.tsv"))
+        files.write_text(text, os.path.join(self.run_dir, "codes.tsv"))
         with self._writer.as_default():
             tf.summary.text(
                 "projector", f"codes of {len(codes)} held-out images after epoch {step + 1}, "
@@ -343,8 +344,48 @@ def interrupts_deferred():
                 raise KeyboardInterrupt
 
 
+def weights_are_finite(model):
+    """Whether every weight of `model` (optimizer state included) is finite."""
+    variables = list(model.weights) + [v for opt in optimizers(model).values() for v in opt.variables]
+    for v in variables:
+        value = keras.ops.convert_to_numpy(v)
+        if np.issubdtype(value.dtype, np.floating) and not np.all(np.isfinite(value)):
+            return False
+    return True
+
+
+class StopOnNonFinite(keras.callbacks.Callback):
+    """Stop `fit` at the first step whose logged values (every tracked loss,
+    not only `loss` as Keras' TerminateOnNaN) are NaN or infinite, and
+    remember where: `stopped_at` = (epoch, step, name, value), else None.
+
+    The zoo's checkpoint callbacks do not save non-finite weights, so a run
+    that diverges keeps its last good epoch. Put this callback first.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.stopped_at = None
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        for name, value in (logs or {}).items():
+            try:
+                value = float(keras.ops.convert_to_numpy(value))
+            except (TypeError, ValueError):
+                continue
+            if not math.isfinite(value):
+                self.stopped_at = (self._epoch, batch, name, value)
+                self.model.stop_training = True
+                return
+
+
 class BackupAndRestore(keras.callbacks.BackupAndRestore):
-    """`keras.callbacks.BackupAndRestore` whose saves Ctrl-C cannot cut in half.
+    """`keras.callbacks.BackupAndRestore` whose saves Ctrl-C cannot cut in half,
+    and which never saves non-finite weights over a good checkpoint.
 
     Keras' callback saves the weights (optimizer state included; both of the
     DCGAN's optimizers) and the epoch reached, and restores them when `fit`
@@ -353,6 +394,8 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
     """
 
     def on_epoch_end(self, epoch, logs=None):
+        if not weights_are_finite(self.model):
+            return
         with interrupts_deferred():
             super().on_epoch_end(epoch, logs)
 
@@ -382,18 +425,20 @@ class RunCheckpoint(keras.callbacks.Callback):
         super().__init__()
         self.run_dir = os.fspath(run_dir)
         self.save_model = save_model
-        self.history_path = os.path.join(self.run_dir, "history.json")
-        self.model_path = os.path.join(self.run_dir, "model.keras")
+        self.history_path = layout.path(self.run_dir, layout.HISTORY)
+        self.model_path = layout.path(self.run_dir, layout.MODEL)
         self.record = None
 
     def on_train_begin(self, logs=None):
-        self.record = _io.read_json(self.history_path, None) or {}
+        self.record = files.read_json(self.history_path, None) or {}
         if "epoch" not in self.record:  # none yet, or not ours: start a new record
             self.record = {"epoch": [], "history": {}, "seconds": 0.0}
         self._started = time.time()
         self._seconds_before = float(self.record.get("seconds", 0.0))
 
     def on_epoch_end(self, epoch, logs=None):
+        if not weights_are_finite(self.model):
+            return  # a diverged epoch is not saved over the last good one
         logs = {**(logs or {}), **learning_rates(self.model)}
         old_epochs, old_history = self.record["epoch"], self.record["history"]
         # A resumed run may train an epoch again whose logs were written
@@ -412,4 +457,4 @@ class RunCheckpoint(keras.callbacks.Callback):
         with interrupts_deferred():
             if self.save_model:
                 _io.save_model(self.model, self.model_path)
-            _io.write_json(self.record, self.history_path)
+            files.write_json(self.record, self.history_path)

@@ -154,6 +154,7 @@ def load_or_train(name, train_data, test_data, cache_dir=None, epochs=None, seed
     import keras
 
     from zoo import _io
+    from zoo_common import files
 
     cache_dir = cache_dir or default_cache_dir()
     epochs = epochs or default_epochs(len(train_data[0]))
@@ -170,6 +171,6 @@ def load_or_train(name, train_data, test_data, cache_dir=None, epochs=None, seed
     info = {**classifier.info, "dataset": str(name), "key": key, "test_accuracy": classifier.test_accuracy,
             "n_test": int(len(test_data[0]))}
     _io.save_model(classifier.network, model_path)
-    _io.write_json(info, info_path)
+    files.write_json(info, info_path)
     classifier.info = {**info, "cached": False, "path": model_path}
     return classifier

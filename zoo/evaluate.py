@@ -314,10 +314,11 @@ def evaluate_run(run_dir, k=DEFAULT_K, n_likelihood=None, n_samples=10000, sampl
     import keras
 
     import zoo
-    from zoo import _io, classifier as classifier_module
+    from zoo import classifier as classifier_module
+    from zoo_common import files, layout
     from zoo.samplers import GaussianMixtureSampler
 
-    model_path, config_path = os.path.join(run_dir, "model.keras"), os.path.join(run_dir, "config.json")
+    model_path, config_path = layout.path(run_dir, layout.MODEL), layout.path(run_dir, layout.CONFIG)
     for path in (model_path, config_path):
         if not os.path.exists(path):
             raise FileNotFoundError(f"{path} not found: is {run_dir} a run directory written by `zoo train`?")
@@ -344,5 +345,5 @@ def evaluate_run(run_dir, k=DEFAULT_K, n_likelihood=None, n_samples=10000, sampl
         results["inception"] = {"available": False, "reason": reason}
     elif inception:
         results["inception_real_floor"] = inception_fid(train[0][:n_samples], test[0], inception=inception_model)
-    _io.write_json(results, os.path.join(run_dir, "eval.json"))
+    files.write_json(results, layout.path(run_dir, layout.EVAL))
     return results

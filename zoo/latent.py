@@ -10,7 +10,7 @@ log_var) of which the mean is used) and `decode` (or a GAN's `generate`).
 
 import numpy as np
 
-from export.latents import interpolate_latents
+from zoo_common.latents import interpolate_latents
 
 # Ten well-separated colours (RGB) for the classes in `code_scatter`.
 PALETTE = (
@@ -58,7 +58,7 @@ def log_image(log_dir, tag, image, step=0):
 def _emit(images, ncols, path, log_dir, tag, step):
     if path is None and log_dir is None:
         return
-    from export.grid import make_grid, save_png
+    from zoo_common.grid import make_grid, save_png
 
     grid = make_grid(images, ncols=ncols)
     if path is not None:
@@ -74,7 +74,7 @@ def interpolate_codes(z_a, z_b, steps=8, method="linear"):
     along the great circle, with the norm interpolated linearly: for Gaussian
     latents this keeps intermediate codes at the typical radius ~sqrt(d),
     where a straight line would pass through the unlikely region near 0
-    (White 2016). See `export.latents.interpolate_latents`.
+    (White 2016). See `zoo_common.latents.interpolate_latents`.
     """
     return interpolate_latents(z_a, z_b, steps, method)
 
@@ -199,7 +199,7 @@ def code_scatter(codes, labels, size=480, point=2, path=None, log_dir=None, step
         draw.text((16, 2 + 12 * i), str(label), fill=(0, 0, 0))
     image = np.asarray(picture, np.uint8)
     if path is not None:
-        from export.grid import save_png
+        from zoo_common.grid import save_png
 
         save_png(image, path)
     if log_dir is not None:

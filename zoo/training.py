@@ -1,30 +1,22 @@
 """The training run behind `zoo train`: load the data, build a model, fit it
 with the zoo's callbacks, and keep the run directory current.
 
-A run directory holds:
-
-    model.keras          the model with its optimizer state (after every epoch)
-    config.json          every setting of the run, the data, library versions
-    history.json         per-epoch losses and learning rates, across resumes
-    samples.png          a grid of generated images (at the end)
-    checkpoint/          Keras' BackupAndRestore state, for `--resume`
-    train/ validation/   TensorBoard scalars, per step and per epoch
-    images/              TensorBoard image summaries, every epoch
-    projector/           TensorBoard projector export of held-out codes (AE/VAE)
-
-Every file of ours is written atomically; `tensorboard --logdir RUN_DIR`
-(or its parent) shows it all.
+The run directory's files are named in `zoo_common.layout`. Every file of
+ours is written atomically; `tensorboard --logdir RUN_DIR` (or its parent)
+shows it all. Training runs on whichever Keras backend is loaded; the run's
+config records it, and a run may be resumed on another backend (the
+checkpoint files are backend-neutral).
 """
 
 import os
 import platform
-import shutil
 import time
 
 import keras
 
 import zoo
 from zoo import _checks, _io, registry
+from zoo_common import files, layout
 
 # Settings that define a run: `--resume` takes them from config.json.
 DEFAULTS = {
@@ -52,8 +44,6 @@ PRECISIONS = ("float32", "mixed_bfloat16")
 _RESUME_MAY_CHANGE = ("log_every", "validation", "cache", "data_dir")
 # Held-out images for the projector (and, the first few, for reconstructions).
 HELD_OUT = 1000
-_RUN_FILES = ("model.keras", "config.json", "history.json", "samples.png")
-_RUN_DIRS = ("checkpoint", "train", "validation", "images", "projector")
 
 
 class Interrupted(KeyboardInterrupt):
@@ -98,32 +88,35 @@ def completed_epochs(out):
     """Epochs whose training state is saved in `out/checkpoint` (0 if none)."""
     for name in ("training_metadata.json", "training_metadata.json.bkp"):
         try:
-            state = _io.read_json(os.path.join(out, "checkpoint", name), {}) or {}
+            state = files.read_json(os.path.join(out, layout.CHECKPOINT, name), {}) or {}
         except ValueError:  # cut short by a crash: the previous copy
             continue
         return int(state.get("epoch", 0))
     return 0
 
 
-def _holds_run(out):
-    return any(os.path.exists(os.path.join(out, name)) for name in ("model.keras", "config.json", "checkpoint"))
-
-
 def _start_fresh(out, model_name, overwrite):
-    if not _holds_run(out):
+    if not layout.holds_run(out):
         return
     if not overwrite:
-        config = _io.read_json(os.path.join(out, "config.json"), {}) or {}
+        config = files.read_json(layout.path(out, layout.CONFIG), {}) or {}
         done = f"{completed_epochs(out)} of {config.get('epochs', '?')} epochs of {config.get('model', model_name)}"
         raise ValueError(
             f"{out} already holds a run ({done}); pass --resume to continue it, --overwrite to start again, "
             "or choose another --out."
         )
-    for name in _RUN_FILES:
-        if os.path.exists(os.path.join(out, name)):
-            os.remove(os.path.join(out, name))
-    for name in _RUN_DIRS:
-        shutil.rmtree(os.path.join(out, name), ignore_errors=True)
+    # Only what a run writes goes; a folder that holds anything else is the user's and stays.
+    foreign = layout.foreign_files(out)
+    if foreign:
+        raise ValueError(
+            f"--overwrite replaces only what `zoo train` wrote, but {out} holds {foreign[0]}"
+            f"{f' and {len(foreign) - 1} more files' if len(foreign) > 1 else ''} that no run writes; "
+            "nothing was deleted. Move them away or choose another --out."
+        )
+    for name in layout.RUN_FILES:
+        files.remove(layout.path(out, name))
+    for name in layout.RUN_DIRS:
+        files.remove(layout.path(out, name))
 
 
 def _normalise(settings):
@@ -135,7 +128,7 @@ def _normalise(settings):
 
 
 def _resume_settings(out, model_name, given):
-    config = _io.read_json(os.path.join(out, "config.json"))
+    config = files.read_json(layout.path(out, layout.CONFIG))
     if config is None:
         raise FileNotFoundError(f"{out} holds no run to resume (no config.json); start it without --resume.")
     if config.get("model") != model_name:
@@ -210,7 +203,7 @@ def train(model_name, dataset=None, epochs=10, out="runs/run", batch_size=None, 
     Ctrl-C stops at once and raises `Interrupted` (a KeyboardInterrupt); the
     last completed epoch stays saved and `resume=True` continues from it.
     """
-    from export.grid import save_grid
+    from zoo_common.grid import save_grid
     from zoo import callbacks, data
 
     spec = registry.entry(model_name)
@@ -229,7 +222,7 @@ def train(model_name, dataset=None, epochs=10, out="runs/run", batch_size=None, 
     given = _normalise(given)
     if resume:
         settings, config = _resume_settings(out, model_name, given)
-        if not os.path.isdir(os.path.join(out, "checkpoint")) and os.path.exists(os.path.join(out, "model.keras")):
+        if not os.path.isdir(layout.path(out, layout.CHECKPOINT)) and os.path.exists(layout.path(out, layout.MODEL)):
             raise ValueError(
                 f"{out} has a model.keras but no checkpoint/ to resume from (an older genzoo's run, or the folder "
                 "was deleted), so the training state is lost; start again with --overwrite."
@@ -284,6 +277,7 @@ def train(model_name, dataset=None, epochs=10, out="runs/run", batch_size=None, 
                 "class_names": train_ds.class_names,
                 "skipped_files": train_ds.skipped_files,
             },
+            "backend": keras.backend.backend(),
             "versions": library_versions(),
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "resumed": [],
@@ -293,12 +287,14 @@ def train(model_name, dataset=None, epochs=10, out="runs/run", batch_size=None, 
         config.update(changed)
         config["resumed"] = config.get("resumed", []) + [{
             "from_epoch": done, "at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "changed": changed,
-            "versions": library_versions(),
+            "backend": keras.backend.backend(), "versions": library_versions(),
         }]
     config["epochs"] = epochs
-    _io.write_json(config, os.path.join(out, "config.json"))
+    files.write_json(config, layout.path(out, layout.CONFIG))
 
+    stopper = callbacks.StopOnNonFinite()
     run_callbacks = [
+        stopper,
         callbacks.TensorBoard(out, update_freq=settings["log_every"] or "epoch"),
         callbacks.ImageSummaries(out, images=held_images, seed=seed or 0),
     ]
@@ -307,7 +303,7 @@ def train(model_name, dataset=None, epochs=10, out="runs/run", batch_size=None, 
     run_callbacks += [
         callbacks.RunCheckpoint(out),
         # Last, so that what it records as done has been logged and saved.
-        callbacks.BackupAndRestore(os.path.join(out, "checkpoint"), double_checkpoint=True, delete_checkpoint=False),
+        callbacks.BackupAndRestore(layout.path(out, layout.CHECKPOINT), double_checkpoint=True, delete_checkpoint=False),
     ]
     try:
         model.fit(train_ds, epochs=epochs, validation_data=validation_ds, callbacks=run_callbacks, verbose=verbose,
@@ -318,7 +314,16 @@ def train(model_name, dataset=None, epochs=10, out="runs/run", batch_size=None, 
             f"interrupted; {out} keeps the model and optimizer state after epoch {saved} of {epochs}. "
             f"Continue with: zoo train {model_name} --out {out} --epochs {epochs} --resume"
         ) from None
-    if not os.path.exists(os.path.join(out, "model.keras")):
-        _io.save_model(model, os.path.join(out, "model.keras"))  # nothing was left to train
-    save_grid(keras.ops.convert_to_numpy(generate_images(model, 64, seed=0)), os.path.join(out, "samples.png"), ncols=8)
+    if stopper.stopped_at is not None:
+        epoch, step, name, value = stopper.stopped_at
+        kept = completed_epochs(out)
+        raise ValueError(
+            f"training diverged: {name} became {value} at epoch {epoch + 1}, step {step + 1}; the non-finite weights "
+            f"were not saved ({out} keeps {'epoch ' + str(kept) if kept else 'no trained epoch'}). Likely causes: a "
+            f"learning rate too high (it was {settings['learning_rate']:g}; try a smaller --lr) or input pixels "
+            "outside [0, 1]."
+        )
+    if not os.path.exists(layout.path(out, layout.MODEL)):
+        _io.save_model(model, layout.path(out, layout.MODEL))  # nothing was left to train
+    save_grid(keras.ops.convert_to_numpy(generate_images(model, 64, seed=0)), layout.path(out, layout.SAMPLES), ncols=8)
     return model

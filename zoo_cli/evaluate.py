@@ -1,8 +1,10 @@
-"""The `zoo evaluate` subcommand (registered by zoo.cli). Parsing and printing
-only: the work is `zoo.evaluate.evaluate_run`, imported when the command runs."""
+"""`zoo evaluate RUN_DIR`: parsing and printing only; the work is
+`zoo.evaluate.evaluate_run`, imported when the command runs."""
+
+from zoo_cli import backends
 
 
-def add_commands(subparsers):
+def add_parser(subparsers):
     """Add `zoo evaluate RUN_DIR` to the `zoo` parser."""
     p = subparsers.add_parser(
         "evaluate",
@@ -23,8 +25,8 @@ def add_commands(subparsers):
                    help="also compute the Inception FID (needs the InceptionV3 ImageNet weights, cached or "
                    "downloadable; slow on a CPU)")
     p.add_argument("--seed", type=int, default=0)
-    p.set_defaults(run=_run_evaluate)
-    return subparsers
+    backends.add_argument(p)
+    p.set_defaults(run=run)
 
 
 def format_table(results):
@@ -70,14 +72,13 @@ def format_table(results):
     return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)
 
 
-def _run_evaluate(args):
-    import os
-
+def run(args):
     from zoo.evaluate import evaluate_run
+    from zoo_common import layout
 
     results = evaluate_run(
         args.run_dir, k=args.k, n_likelihood=args.n_likelihood, n_samples=args.n_samples, sampler=args.sampler,
         n_components=args.components, cache_dir=args.cache_dir, inception=args.inception, seed=args.seed,
     )
     print(format_table(results))
-    print(f"wrote {os.path.join(args.run_dir, 'eval.json')}")
+    print(f"wrote {layout.path(args.run_dir, layout.EVAL)}")

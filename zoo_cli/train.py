@@ -1,7 +1,14 @@
-"""`zoo ...` commands: argument parsing only; the work is in zoo.training and export."""
+"""`zoo train MODEL ...`: argument parsing only; the work is zoo.training.train."""
 
 import argparse
 import sys
+
+from zoo_cli import backends
+
+
+# The names of zoo.registry.MODELS, spelled out so that `zoo --help` need not import Keras
+# (tests/test_cli.py checks that the two agree).
+MODEL_NAMES = ("ae", "dae", "vae", "dcgan")
 
 
 def _image_size(text):
@@ -15,14 +22,14 @@ def _image_size(text):
     return parts[0] if len(parts) == 1 else tuple(parts)
 
 
-def _add_train(subparsers):
+def add_parser(subparsers):
     p = subparsers.add_parser(
         "train",
         help="train a model and write a run directory",
         description="Train MODEL on a dataset and write RUN_DIR: model.keras, config.json, history.json, "
         "samples.png, checkpoint/ (for --resume) and TensorBoard logs (tensorboard --logdir RUN_DIR).",
     )
-    p.add_argument("model", choices=["ae", "dae", "vae", "dcgan"], help="which model to train")
+    p.add_argument("model", choices=MODEL_NAMES, help="which model to train")
     p.add_argument("--dataset", default=None,
                    help="digits (default; bundled with scikit-learn), idx:DIR (MNIST-format IDX files), "
                    "folder:DIR (a folder of images, class sub-folders allowed) or a TFDS name (mnist, "
@@ -56,10 +63,11 @@ def _add_train(subparsers):
     p.add_argument("--loss", default=None, help="ae: bce or mse; dcgan: non_saturating or minimax")
     p.add_argument("--precision", default=None, choices=["float32", "mixed_bfloat16"],
                    help="Keras dtype policy (default float32; mixed_bfloat16 is faster on CPUs with AMX/AVX512-BF16)")
-    p.set_defaults(run=_run_train)
+    backends.add_argument(p)
+    p.set_defaults(run=run)
 
 
-def _run_train(args):
+def run(args):
     from zoo import training
 
     options = {"noise_stddev": args.noise_stddev, "likelihood": args.likelihood, "beta": args.beta, "loss": args.loss}
@@ -68,35 +76,8 @@ def _run_train(args):
         latent_dim=args.latent_dim, learning_rate=args.lr, d_learning_rate=args.d_lr, g_learning_rate=args.g_lr,
         image_size=args.image_size, binarize=args.binarize, cache=args.cache, take=args.take,
         data_dir=args.data_dir, download=not args.no_download, seed=args.seed, log_every=args.log_every,
-        validation=args.validation, resume=args.resume, overwrite=args.overwrite, precision=args.precision, **options,
+        validation=args.validation, resume=args.resume, overwrite=args.overwrite, precision=args.precision,
+        # A terminal gets progress bars; a log file or CI one line per epoch.
+        verbose=1 if sys.stdout.isatty() else 2, **options,
     )
     print(f"wrote {args.out}: model.keras, samples.png, TensorBoard logs (tensorboard --logdir {args.out})")
-
-
-def build_parser():
-    parser = argparse.ArgumentParser(prog="zoo", description="genzoo: train, export and sample generative models.")
-    subparsers = parser.add_subparsers(dest="command", required=True)
-    _add_train(subparsers)
-    from export.cli import add_commands as add_export_commands
-    from zoo.evaluate_cli import add_commands as add_evaluate_commands
-
-    add_export_commands(subparsers)
-    add_evaluate_commands(subparsers)
-    return parser
-
-
-def main(argv=None):
-    args = build_parser().parse_args(argv)
-    try:
-        args.run(args)
-    except (ValueError, FileNotFoundError, FileExistsError) as err:
-        print(f"zoo {args.command}: error: {err}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt as err:
-        print(f"zoo {args.command}: {err or 'interrupted'}", file=sys.stderr)
-        return 130
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,10 +1,12 @@
-"""Atomic writes of export artifacts (one file or one directory), standard library only.
+"""Atomic writes (one file or one directory), standard library only.
 
-An artifact is written under a temporary name beside its target and renamed
-into place only after every check passed, so a failed or interrupted export
-leaves nothing behind, and an existing artifact is replaced only on request.
+Everything genzoo writes goes under a temporary name beside its target and is
+renamed into place only when complete (and, for exports, checked), so a
+failed or interrupted write leaves nothing behind; an existing file is
+replaced only on request, and a directory is never replaced by a file.
 """
 
+import json
 import os
 import shutil
 import tempfile
@@ -67,7 +69,9 @@ def move_into_place(tmp, path):
         remove(aside)
     else:
         if os.path.isdir(path) and not os.path.islink(path):
-            shutil.rmtree(path)
+            remove(tmp)
+            raise IsADirectoryError(f"{path} is a directory; genzoo writes a file there only in place of a file. "
+                                    "Give a file name instead.")
         os.replace(tmp, path)
     return path
 
@@ -79,3 +83,48 @@ def size_bytes(path):
     return sum(
         os.path.getsize(os.path.join(root, name)) for root, _, names in os.walk(path) for name in names
     )
+
+
+def _replace_or_clean(tmp, path, write):
+    try:
+        write(tmp)
+        move_into_place(tmp, path)
+    except BaseException:
+        remove(tmp)
+        raise
+    return path
+
+
+def write_with(path, write, suffix=None):
+    """`write(tmp_path)` a temporary file beside `path`, then rename it into place."""
+    suffix = os.path.splitext(path)[1] if suffix is None else suffix
+    return _replace_or_clean(temp_file_beside(path, suffix), path, write)
+
+
+def write_json(data, path):
+    """Write `data` as indented JSON to `path`, atomically."""
+
+    def write(tmp):
+        with open(tmp, "w") as f:
+            json.dump(data, f, indent=2, sort_keys=True, default=str)
+            f.write("\n")
+
+    return write_with(path, write, ".json")
+
+
+def write_text(text, path):
+    """Write `text` to `path`, atomically."""
+
+    def write(tmp):
+        with open(tmp, "w") as f:
+            f.write(text)
+
+    return write_with(path, write)
+
+
+def read_json(path, default=None):
+    """The JSON content of `path`, or `default` when the file does not exist."""
+    if not os.path.exists(path):
+        return default
+    with open(path) as f:
+        return json.load(f)

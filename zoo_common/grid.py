@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 
-from export import _files
+from zoo_common import files as _files
 
 
 def to_uint8(images):

@@ -1,0 +1,76 @@
+"""The one place that names the files of a `zoo train` run directory.
+
+    model.keras          the model with its optimizer state (after every epoch)
+    config.json          every setting of the run, the data, library versions
+    history.json         per-epoch losses and learning rates, across resumes
+    samples.png          a grid of generated images (at the end)
+    eval.json            `zoo evaluate`'s figures
+    checkpoint/          Keras' BackupAndRestore state, for `--resume`
+    train/ validation/   TensorBoard scalars, per step and per epoch
+    images/              TensorBoard image summaries, every epoch
+    projector/           TensorBoard projector export of held-out codes (AE/VAE)
+    export/              `zoo export`'s SavedModel and ONNX files
+"""
+
+import os
+
+MODEL = "model.keras"
+CONFIG = "config.json"
+HISTORY = "history.json"
+SAMPLES = "samples.png"
+EVAL = "eval.json"
+CHECKPOINT = "checkpoint"
+TRAIN_LOGS = "train"
+VALIDATION_LOGS = "validation"
+IMAGES = "images"
+PROJECTOR = "projector"
+EXPORT = "export"
+
+# What `zoo train` writes (and `--overwrite` may replace).
+RUN_FILES = (MODEL, CONFIG, HISTORY, SAMPLES)
+RUN_DIRS = (CHECKPOINT, TRAIN_LOGS, VALIDATION_LOGS, IMAGES, PROJECTOR)
+# Any of these marks a directory as holding a run.
+RUN_MARKERS = (MODEL, CONFIG, CHECKPOINT)
+
+
+def path(run_dir, name):
+    """The path of `name` (one of the constants above) in `run_dir`."""
+    return os.path.join(os.fspath(run_dir), name)
+
+
+def holds_run(run_dir):
+    return any(os.path.exists(path(run_dir, name)) for name in RUN_MARKERS)
+
+
+# What a run writes inside each of its folders (TensorBoard events, Keras'
+# BackupAndRestore state, the projector's files), and the temporary files of
+# an interrupted atomic write.
+_OWN_PATTERNS = {
+    CHECKPOINT: ("latest.weights.h5", "latest.weights.h5.bkp", "training_metadata.json",
+                 "training_metadata.json.bkp", "*.weights.h5", ".tmp-*"),
+    TRAIN_LOGS: ("events.out.tfevents.*",),
+    VALIDATION_LOGS: ("events.out.tfevents.*",),
+    IMAGES: ("events.out.tfevents.*",),
+    PROJECTOR: ("events.out.tfevents.*", "projector_config.pbtxt", "metadata.tsv", "sprite.png", "codes.tsv", ".tmp-*"),
+}
+
+
+def foreign_files(run_dir):
+    """Paths inside the run's folders that no run writes (sorted); [] when they are all genzoo's."""
+    import fnmatch
+
+    found = []
+    for folder, patterns in _OWN_PATTERNS.items():
+        top = path(run_dir, folder)
+        if os.path.lexists(top) and not os.path.isdir(top) or os.path.islink(top):
+            found.append(top)
+            continue
+        for root, dirs, names in os.walk(top):
+            for name in names + [d for d in dirs if os.path.islink(os.path.join(root, d))]:
+                where = os.path.join(root, name)
+                if root != top or not any(fnmatch.fnmatch(name, p) for p in patterns):
+                    found.append(where)
+    for name in RUN_FILES:
+        if os.path.isdir(path(run_dir, name)) and not os.path.islink(path(run_dir, name)):
+            found.append(path(run_dir, name))
+    return sorted(found)
