@@ -106,7 +106,33 @@ class KerasIOVAE(keras.Model):
         self.kl_loss_tracker.update_state(kl_loss)
         return {m.name: m.result() for m in self.metrics}
 
-    # -- the zoo's evaluation interface (not part of the example) ---------------
+    # -- the zoo's evaluation contract (zoo.base.GenerativeModel; not part of the example) --
+    kind = "keras_io_vae"
+    has_encoder = True
+    encoder_outputs = ("mean", "log_var")
+    has_prior = True
+    has_likelihood = True
+
+    def embed(self, images):
+        return self.encode(images)[0]
+
+    def generate(self, z):
+        return self.decode(z)
+
+    def log_importance_weights(self, images, eps):
+        """As zoo.vae.VAE.log_importance_weights, for the example's networks."""
+        from zoo import losses
+
+        images = ops.convert_to_tensor(images, "float32")
+        eps = ops.convert_to_tensor(eps, "float32")
+        mean, log_var = self.encode(images)
+        k, batch = ops.shape(eps)[0], ops.shape(images)[0]
+        z = mean[None] + ops.exp(0.5 * log_var)[None] * eps
+        probabilities = self.decoder(ops.reshape(z, (-1, self.latent_dim)), training=False)
+        tiled = ops.reshape(ops.broadcast_to(images[None], (k,) + tuple(ops.shape(images))), (-1,) + tuple(images.shape[1:]))
+        log_px = ops.reshape(self.log_likelihood(tiled, probabilities), (k, batch))
+        return losses.log_importance_weights(log_px, z, eps, log_var[None])
+
     def encode(self, images):
         z_mean, z_log_var, _ = self.encoder(ops.convert_to_tensor(images, "float32"), training=False)
         return z_mean, z_log_var
