@@ -219,3 +219,27 @@ def test_import_zoo_stays_light():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    "cls, kwargs",
+    [(zoo.Autoencoder, AE_KWARGS), (zoo.VAE, VAE_KWARGS), (zoo.DCGAN, DCGAN_KWARGS)],
+    ids=["ae", "vae", "dcgan"],
+)
+def test_mixed_bfloat16_trains_and_is_part_of_the_saved_config(cls, kwargs, digits, tmp_path):
+    """The policy is the model's, not the global one: it trains in bfloat16 with float32
+    weights and float32 losses, and a reload in a float32 session computes as it trained."""
+    assert keras.mixed_precision.global_policy().name == "float32"
+    model = cls(seed=1, dtype="mixed_bfloat16", **kwargs)
+    inner = [layer for net in (model.encoder if model.has_encoder else model.discriminator,) for layer in net.layers
+             if layer.weights and layer.name not in ("mean", "log_var", "code", "logit")]
+    assert inner and all(layer.compute_dtype == "bfloat16" and layer.variable_dtype == "float32" for layer in inner)
+    model.compile_default()
+    history = run_fit_test(model, digits[0][:256], epochs=1, batch_size=64)
+    assert all(np.isfinite(v[-1]) for v in history.values())
+    assert model.get_config()["dtype"]["config"]["name"] == "mixed_bfloat16"
+    z = fixed_latents(model)
+    images = keras.ops.convert_to_numpy(model.generate(z))
+    assert images.dtype == np.float32  # the output layers stay float32
+    reloaded = run_saving_test(model, tmp_path)
+    assert reloaded.dtype_policy.name == "mixed_bfloat16"

@@ -78,7 +78,10 @@ class DomainClassifier:
                 f"the domain classifier takes images of shape (n, {', '.join(map(str, self.image_shape))}); "
                 f"got {images.shape}."
             )
-        outputs = [np.asarray(fn(images[i : i + batch_size], training=False)) for i in range(0, len(images), batch_size)]
+        from keras import ops
+
+        outputs = [ops.convert_to_numpy(fn(images[i : i + batch_size], training=False))
+                   for i in range(0, len(images), batch_size)]
         return np.concatenate(outputs) if outputs else np.zeros((0,), np.float32)
 
     def features(self, images, batch_size=1000):

@@ -33,6 +33,7 @@ def gaussian_kl(mean, log_var):
 
 def binary_cross_entropy_with_logits(targets, logits):
     """Elementwise `-[t log sigmoid(l) + (1 - t) log(1 - sigmoid(l))]`, stable form."""
+    logits = ops.convert_to_tensor(logits)
     targets = ops.convert_to_tensor(targets, dtype=logits.dtype)
     return ops.relu(logits) - logits * targets + ops.log1p(ops.exp(-ops.abs(logits)))
 
