@@ -1,0 +1,227 @@
+"""The promises that keep a user's data: `zoo train --overwrite` deletes only
+what a run wrote (and nothing at all when a run folder holds a file of the
+user's), `zoo generate` never replaces a directory with its PNG, and a
+training that diverges is stopped and never saved over a good model or
+checkpoint. Real subprocesses of the CLI on real files; no mocks."""
+
+import math
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+import zoo
+from zoo import callbacks
+
+REPO = Path(__file__).resolve().parents[1]
+QUIET = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+TINY = ["--dataset", "digits", "--epochs", "1", "--take", "128", "--batch-size", "32", "--no-validation"]
+
+
+def zoo_command(*args):
+    return [sys.executable, "-m", "zoo_cli", *map(str, args)]
+
+
+def zoo_cli(*args, timeout=300):
+    return subprocess.run(zoo_command(*args), capture_output=True, text=True, cwd=REPO, env=QUIET, timeout=timeout)
+
+
+def error_line(done, command):
+    """The one error line of a failed `zoo COMMAND` (TensorFlow may log its own lines before it)."""
+    errors = [line for line in done.stderr.splitlines() if line.startswith(f"zoo {command}:")]
+    assert len(errors) == 1, done.stderr
+    assert done.stderr.strip().splitlines()[-1] == errors[0], done.stderr  # the last word is ours
+    return errors[0]
+
+
+def snapshot(directory):
+    """{relative path: bytes (files) or None (folders)} of everything under `directory`."""
+    directory = Path(directory)
+    return {str(p.relative_to(directory)): None if p.is_dir() else p.read_bytes() for p in directory.rglob("*")}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A tiny VAE run (to overwrite) and a tiny DCGAN run exported to ONNX, trained side by side."""
+    root = tmp_path_factory.mktemp("trained")
+    jobs = {
+        "vae": zoo_command("train", "vae", *TINY, "--lr", "0.002", "--out", root / "vae"),
+        "dcgan": zoo_command("train", "dcgan", *TINY, "--out", root / "dcgan"),
+    }
+    processes = {name: subprocess.Popen(cmd, cwd=REPO, env=QUIET, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                        text=True) for name, cmd in jobs.items()}
+    for name, process in processes.items():
+        _, err = process.communicate(timeout=300)
+        assert process.returncode == 0, f"zoo train {name} failed:\n{err}"
+    exported = zoo_cli("export", root / "dcgan", "--format", "onnx")
+    assert exported.returncode == 0, exported.stderr
+    onnx_file = root / "dcgan" / "export" / "dcgan.onnx"
+    assert onnx_file.is_file()
+    return {"vae": root / "vae", "onnx": onnx_file}
+
+
+@pytest.fixture
+def old_run(trained, tmp_path):
+    """A private copy of the trained VAE run, with the files a user must get back checked to be there."""
+    run = tmp_path / "run"
+    shutil.copytree(trained["vae"], run)
+    for name in ("model.keras", "config.json", "history.json", "samples.png", "checkpoint/latest.weights.h5"):
+        assert (run / name).is_file(), name
+    assert list((run / "train").glob("events.out.tfevents.*"))
+    return run
+
+
+# 1. --overwrite deletes only what a run wrote -------------------------------------------------------------------
+
+@pytest.mark.parametrize("users_file", ["train/notes.txt", "images/holiday.jpg", "projector/mine/points.tsv",
+                                        "checkpoint/best.txt"])
+def test_overwrite_refuses_and_deletes_nothing_when_a_run_folder_holds_a_users_file(old_run, users_file):
+    (old_run / users_file).parent.mkdir(parents=True, exist_ok=True)
+    (old_run / users_file).write_bytes(b"the user's own bytes\n")
+    before = snapshot(old_run)
+
+    done = zoo_cli("train", "vae", *TINY, "--out", old_run, "--overwrite")
+
+    assert done.returncode == 2, done.stderr
+    line = error_line(done, "train")
+    assert line.startswith("zoo train: error: --overwrite replaces only what `zoo train` wrote")
+    assert str(old_run / users_file) in line and "nothing was deleted" in line
+    # Not one file deleted, changed or added: the user's file, and the old run with it.
+    assert snapshot(old_run) == before
+    assert (old_run / users_file).read_bytes() == b"the user's own bytes\n"
+
+
+def test_overwrite_replaces_only_the_old_run(old_run):
+    readme = old_run / "README.txt"
+    readme.write_bytes(b"notes on this experiment\n")
+    old_config = (old_run / "config.json").read_bytes()
+    old_events = {p.relative_to(old_run) for p in old_run.glob("*/events.out.tfevents.*")}
+    assert b'"learning_rate": 0.002' in old_config and old_events
+
+    done = zoo_cli("train", "vae", *TINY, "--out", old_run, "--overwrite")
+
+    assert done.returncode == 0, done.stderr
+    new_config = (old_run / "config.json").read_bytes()
+    assert new_config != old_config and b'"learning_rate": 0.001' in new_config  # the new run's settings
+    new_events = {p.relative_to(old_run) for p in old_run.glob("*/events.out.tfevents.*")}
+    assert new_events and not old_events & new_events  # the old TensorBoard logs are gone, not appended to
+    assert (old_run / "model.keras").is_file() and (old_run / "samples.png").is_file()
+    assert readme.read_bytes() == b"notes on this experiment\n"  # a file no run writes stays
+
+
+# 2. zoo generate never replaces a directory ---------------------------------------------------------------------
+
+def test_generate_overwrite_never_replaces_a_directory(trained, tmp_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / "holiday.jpg").write_bytes(b"not really a jpeg\n")
+
+    done = zoo_cli("generate", trained["onnx"], "-n", "4", "-o", photos, "--overwrite")
+
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip().splitlines() == [
+        f"zoo generate: error: {photos} is a directory; genzoo writes a file there only in place of a file. "
+        "Give a file name instead."
+    ]
+    assert photos.is_dir() and [p.name for p in photos.iterdir()] == ["holiday.jpg"]
+    assert (photos / "holiday.jpg").read_bytes() == b"not really a jpeg\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["photos"]  # no temporary file left beside it
+
+
+def test_generate_overwrite_replaces_a_file_and_refuses_without_it(trained, tmp_path):
+    """The other side of the test above: the model is good and --overwrite does replace a file."""
+    from PIL import Image
+
+    grid = tmp_path / "grid.png"
+    grid.write_bytes(b"an old grid\n")
+
+    refused = zoo_cli("generate", trained["onnx"], "-n", "4", "-o", grid)
+    assert refused.returncode == 2 and "already exists" in error_line(refused, "generate")
+    assert grid.read_bytes() == b"an old grid\n"
+
+    done = zoo_cli("generate", trained["onnx"], "-n", "4", "-o", grid, "--overwrite")
+    assert done.returncode == 0, done.stderr
+    with Image.open(grid) as image:
+        assert image.format == "PNG" and min(image.size) >= 8
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["grid.png"]
+
+
+# 3. A diverging training is stopped and never saved -------------------------------------------------------------
+
+def test_a_diverging_cli_run_stops_with_one_line_and_saves_no_model(tmp_path):
+    out = tmp_path / "run"
+
+    done = zoo_cli("train", "vae", *TINY, "--lr", "nan", "--out", out)
+
+    assert done.returncode == 2, done.stderr
+    line = error_line(done, "train")
+    # The first update makes every weight NaN, so the second step's losses are the first non-finite ones.
+    assert line.startswith("zoo train: error: training diverged: ")
+    assert "at epoch 1, step 2;" in line and "were not saved" in line and "keeps no trained epoch" in line
+    assert not (out / "model.keras").exists()
+    assert not (out / "history.json").exists()
+    assert not (out / "samples.png").exists()
+    assert not (out / "checkpoint").exists()  # nothing to resume from but the initial weights
+    # config.json stays (written before the first step), so the directory is still known as a run.
+    assert (out / "config.json").is_file()
+
+
+def _good_run(run_dir, images):
+    """A tiny VAE fit one epoch with the run checkpoints; returns (model, the callbacks' files' bytes)."""
+    model = zoo.VAE((8, 8, 1), 2, filters=(4,), hidden_dim=8, seed=0)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    model.fit(images, epochs=1, batch_size=32, shuffle=False, verbose=0, callbacks=_savers(run_dir))
+    saved = snapshot(run_dir)
+    for name in ("model.keras", "history.json", "checkpoint/latest.weights.h5", "checkpoint/training_metadata.json"):
+        assert saved.get(name), name
+    assert callbacks.weights_are_finite(model)
+    return model, saved
+
+
+def _savers(run_dir):
+    # delete_checkpoint=False as `zoo train` does: Keras' default deletes the backup when fit() ends.
+    return [callbacks.RunCheckpoint(run_dir),
+            callbacks.BackupAndRestore(run_dir / "checkpoint", delete_checkpoint=False)]
+
+
+def _poisoned(images):
+    bad = images.copy()
+    bad[0, 3, 3, 0] = np.nan  # one pixel, in the first batch
+    return bad
+
+
+def test_stop_on_non_finite_stops_where_it_diverged_and_nothing_is_saved(tmp_path, digits):
+    images = digits[0][:128]
+    model, saved = _good_run(tmp_path, images)
+    stopper = callbacks.StopOnNonFinite()
+
+    # BackupAndRestore restores epoch 1, so this fit trains the second epoch, on the poisoned images.
+    model.fit(_poisoned(images), epochs=2, batch_size=32, shuffle=False, verbose=0,
+              callbacks=[stopper, *_savers(tmp_path)])
+
+    assert stopper.stopped_at is not None
+    epoch, step, name, value = stopper.stopped_at
+    assert (epoch, step) == (1, 0)
+    assert name in ("loss", "kl_loss", "reconstruction_loss") and math.isnan(value)
+    assert not callbacks.weights_are_finite(model)  # it did diverge
+    assert snapshot(tmp_path) == saved  # model.keras, history.json and the checkpoint, byte for byte
+
+
+def test_the_savers_alone_never_save_non_finite_weights(tmp_path, digits):
+    """Without StopOnNonFinite, fit runs on through NaN epochs, and still nothing good is overwritten."""
+    images = digits[0][:128]
+    model, saved = _good_run(tmp_path, images)
+
+    history = model.fit(_poisoned(images), epochs=3, batch_size=32, shuffle=False, verbose=0,
+                        callbacks=_savers(tmp_path))
+
+    assert len(history.history["loss"]) == 2 and all(math.isnan(v) for v in history.history["loss"])
+    assert not callbacks.weights_are_finite(model)
+    assert snapshot(tmp_path) == saved
+    restored = keras.saving.load_model(tmp_path / "model.keras")
+    assert callbacks.weights_are_finite(restored)
