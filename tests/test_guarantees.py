@@ -225,3 +225,19 @@ def test_the_savers_alone_never_save_non_finite_weights(tmp_path, digits):
     assert snapshot(tmp_path) == saved
     restored = keras.saving.load_model(tmp_path / "model.keras")
     assert callbacks.weights_are_finite(restored)
+
+
+def test_a_diverged_fit_keeps_the_checkpoint_even_when_told_to_delete_it(tmp_path, digits):
+    """Keras' BackupAndRestore deletes its folder when fit ends (delete_checkpoint=True, the
+    default); after a diverged fit that folder is the only good state to resume from, so it stays."""
+    images = digits[0][:128]
+    model, saved = _good_run(tmp_path, images)
+    model.fit(_poisoned(images), epochs=2, batch_size=32, shuffle=False, verbose=0,
+              callbacks=[callbacks.StopOnNonFinite(), callbacks.BackupAndRestore(tmp_path / "checkpoint")])
+    assert not callbacks.weights_are_finite(model)
+    assert snapshot(tmp_path) == saved
+    # And a fit that ends well does delete it, as Keras documents.
+    good = zoo.VAE((8, 8, 1), 2, filters=(4,), hidden_dim=8, seed=0)
+    good.compile(optimizer=keras.optimizers.Adam(1e-3))
+    good.fit(images, epochs=2, batch_size=32, verbose=0, callbacks=[callbacks.BackupAndRestore(tmp_path / "checkpoint")])
+    assert not (tmp_path / "checkpoint").exists()

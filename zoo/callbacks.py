@@ -131,10 +131,11 @@ def interpolate(z0, z1, steps, spherical=False):
 
 
 class _EpochWriter(keras.callbacks.Callback):
-    """Calls `self.write(epoch)` every `self.every` epochs; closes `self._writer` at the end."""
+    """Calls `self.write(epoch)` every `self.every` epochs (not after an epoch
+    that left non-finite weights); closes `self._writer` at the end."""
 
     def on_epoch_end(self, epoch, logs=None):
-        if (epoch + 1) % self.every == 0:
+        if (epoch + 1) % self.every == 0 and weights_are_finite(self.model):
             self.write(epoch)
 
     def on_train_end(self, logs=None):
@@ -398,6 +399,11 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
             return
         with interrupts_deferred():
             super().on_epoch_end(epoch, logs)
+
+    def on_train_end(self, logs=None):
+        # A fit that diverged keeps the last good checkpoint even with delete_checkpoint=True.
+        if weights_are_finite(self.model):
+            super().on_train_end(logs)
 
     def on_train_batch_end(self, batch, logs=None):
         if self.save_freq == "epoch":
