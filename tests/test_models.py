@@ -243,3 +243,11 @@ def test_mixed_bfloat16_trains_and_is_part_of_the_saved_config(cls, kwargs, digi
     assert images.dtype == np.float32  # the output layers stay float32
     reloaded = run_saving_test(model, tmp_path)
     assert reloaded.dtype_policy.name == "mixed_bfloat16"
+
+
+def test_keras_learning_rate_callbacks_reach_both_dcgan_players(digits):
+    model = compiled(zoo.DCGAN, DCGAN_KWARGS)
+    schedule = keras.callbacks.LearningRateScheduler(lambda epoch, lr: 1e-4 * (epoch + 1))
+    model.fit(digits[0][:64], epochs=2, batch_size=32, verbose=0, callbacks=[schedule])
+    rates = [float(keras.ops.convert_to_numpy(o.learning_rate)) for o in (model.d_optimizer, model.g_optimizer)]
+    assert rates == [pytest.approx(2e-4), pytest.approx(2e-4)]

@@ -27,10 +27,16 @@ class Players:
 
     Keras' JAX trainer carries `model.optimizer.variables` through its
     stateless step; this lists the discriminator's and then the generator's.
-    `iterations` is the generator's (one per training step)."""
+    `iterations` is the generator's (one per training step). `optimizers`
+    lets Keras' LearningRateScheduler and ReduceLROnPlateau set both players'
+    rates, as for a `keras.optimizers.MultiOptimizer`."""
 
     def __init__(self, d_optimizer, g_optimizer):
         self.d_optimizer, self.g_optimizer = d_optimizer, g_optimizer
+
+    @property
+    def optimizers(self):
+        return [self.d_optimizer, self.g_optimizer]
 
     @property
     def variables(self):
