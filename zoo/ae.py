@@ -75,17 +75,7 @@ class Autoencoder(SingleOptimizerModel):
         self._add_trackers("loss", "mse")
         self.built = True
 
-    def _hyperparameters(self):
-        return {
-            "image_shape": self.image_shape,
-            "latent_dim": self.latent_dim,
-            "noise_stddev": self.noise_stddev,
-            "loss": self.loss_name,
-            "filters": self.filters,
-            "hidden_dim": self.hidden_dim,
-            "seed": self.seed,
-        }
-
+    _config_attributes = {"loss": "loss_name"}  # `loss` is Keras' compile argument
     has_encoder = True
     encoder_outputs = ("code",)
     # A plain AE has no prior: `sample` only shows what the decoder makes of N(0, I) codes.

@@ -18,6 +18,8 @@ loss in `compute_loss` (Keras' own backend-neutral hook) and a game with two
 optimizers (the DCGAN) has one small train step per backend.
 """
 
+import inspect
+
 import keras
 from keras import ops
 
@@ -30,9 +32,10 @@ class GenerativeModel(keras.Model):
 
     Subclasses build their sub-networks in `__init__` (so the model is built
     as soon as it exists) with `dtype=self.dtype_policy`, call
-    `_add_trackers(...)` with their tracked values, list their constructor
-    arguments in `_hyperparameters()` and implement `generate` (and `encode`
-    where they have an encoder).
+    `_add_trackers(...)` with their tracked values, keep each constructor
+    argument in an attribute of the same name (or say which in
+    `_config_attributes`; `get_config` reads them back), and implement
+    `generate` (and `encode` where they have an encoder).
 
     Args:
         dtype: str, dict or `keras.DTypePolicy`, e.g. "mixed_bfloat16". The
@@ -163,8 +166,14 @@ class GenerativeModel(keras.Model):
         # Every network is built (from keras.Input) in __init__; nothing to create.
         self.built = True
 
+    # Constructor argument -> the attribute that holds it, where the names differ.
+    _config_attributes = {}
+
     def _hyperparameters(self):
-        raise NotImplementedError
+        """Every constructor argument of the model's class, read back from its attributes."""
+        parameters = inspect.signature(type(self).__init__).parameters.values()
+        names = [p.name for p in parameters if p.name != "self" and p.kind is p.POSITIONAL_OR_KEYWORD]
+        return {name: getattr(self, self._config_attributes.get(name, name)) for name in names}
 
     def get_config(self):
         config = {

@@ -104,18 +104,8 @@ class DCGAN(GenerativeModel):
         self._add_trackers("d_loss", "g_loss", "real_score", "fake_score")
         self.built = True
 
-    def _hyperparameters(self):
-        return {
-            "image_shape": self.image_shape,
-            "latent_dim": self.latent_dim,
-            "loss": self.loss_name,
-            "generator_filters": self.generator_filters,
-            "discriminator_filters": self.discriminator_filters,
-            "kernel_size": self.kernel_size,
-            "seed": self.seed,
-        }
-
     kind = "dcgan"
+    _config_attributes = {"loss": "loss_name"}  # `loss` is Keras' compile argument
     default_learning_rate = 2e-4
     player_learning_rates = ("d_learning_rate", "g_learning_rate")
 

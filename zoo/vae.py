@@ -86,17 +86,6 @@ class VAE(SingleOptimizerModel):
         self._add_trackers("loss", "reconstruction_loss", "kl_loss")
         self.built = True
 
-    def _hyperparameters(self):
-        return {
-            "image_shape": self.image_shape,
-            "latent_dim": self.latent_dim,
-            "likelihood": self.likelihood,
-            "beta": self.beta,
-            "filters": self.filters,
-            "hidden_dim": self.hidden_dim,
-            "seed": self.seed,
-        }
-
     kind = "vae"
     has_encoder = True
     encoder_outputs = ("mean", "log_var")
