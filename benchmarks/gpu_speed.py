@@ -1,11 +1,15 @@
 """Training and generation speed of genzoo with Keras on JAX, next to the same
 DCGAN written in PyTorch, on one GPU (or, for a smoke run, the CPU).
 
-On a GPU machine with JAX (CUDA), PyTorch (CUDA), Keras and numpy; TensorFlow,
-tensorflow-datasets and onnx are not needed and not imported:
+On a GPU machine with JAX (CUDA) and PyTorch (CUDA) installed; TensorFlow,
+tensorflow-datasets and onnx are not needed and not imported. From the
+checkout's root, one line:
 
-    pip install keras numpy "jax[cuda12]" torch    # what is not there yet
-    KERAS_BACKEND=jax python benchmarks/gpu_speed.py --device gpu
+    pip install keras numpy && KERAS_BACKEND=jax python benchmarks/gpu_speed.py --device gpu
+
+(where JAX or PyTorch lack CUDA: pip install "jax[cuda12]" torch). Each
+(model, precision, batch) compiles its own train step first; --models,
+--batch-sizes and --feeds narrow a run.
 
     KERAS_BACKEND=jax python benchmarks/gpu_speed.py --device cpu --quick    # smoke run
 
@@ -310,6 +314,8 @@ def torch_batches(torch, images, batch, device, feed):
     DataLoader(pin_memory=True) loop with non_blocking copies does; device batches
     are gathered on the device."""
     n = len(images) - len(images) % batch
+    if n == 0:
+        raise ValueError(f"{len(images)} images make no batch of {batch}")
     while True:
         order = torch.randperm(len(images), device=images.device)
         for i in range(0, n, batch):
