@@ -138,7 +138,10 @@ def test_resume_continues_epochs_optimizer_history_and_steps(runs, tmp_path):
     assert config["resumed"][0]["from_epoch"] == 1 and config["resumed"][0]["changed"] == {"log_every": 2}
 
 
-def test_ctrl_c_leaves_a_checkpoint_and_says_how_to_resume(tmp_path):
+@pytest.mark.parametrize("signum, code, word", [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")],
+                         ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_or_sigterm_leaves_a_checkpoint_and_says_how_to_resume(tmp_path, signum, code, word):
+    """SIGTERM (schedulers, `kill`) is handled as Ctrl-C is: the saved epoch stays, the message says how to go on."""
     run = tmp_path / "run"
     cmd = zoo_command("train", "vae", "--dataset", "digits", "--batch-size", "16", "--epochs", "200",
                       "--log-every", "0", "--no-validation", "--out", run)
@@ -152,11 +155,12 @@ def test_ctrl_c_leaves_a_checkpoint_and_says_how_to_resume(tmp_path):
             break
         time.sleep(0.2)
     time.sleep(0.5)  # into the next epoch
-    process.send_signal(signal.SIGINT)
+    process.send_signal(signum)
     result = wait(process, timeout=120)
-    assert result.returncode == 130, result.stderr[-3000:]
+    assert result.returncode == code, result.stderr[-3000:]
     done = json.loads((run / "checkpoint" / "training_metadata.json").read_text())["epoch"]
     assert 1 <= done < 200
+    assert f"zoo train: {word}; {run} keeps" in result.stderr
     assert f"keeps the model and optimizer state after epoch {done} of 200" in result.stderr
     assert f"Continue with: zoo train vae --out {run} --epochs 200 --resume" in result.stderr
     assert "Traceback" not in result.stderr
@@ -172,6 +176,33 @@ def test_ctrl_c_leaves_a_checkpoint_and_says_how_to_resume(tmp_path):
 
 
 # -- bad input: one message each, no traceback ---------------------------------------------
+
+
+@pytest.mark.parametrize("flag, value, message", [
+    ("--lr", "0", "learning_rate=0.0 must be a finite number > 0."),
+    ("--lr", "nan", "learning_rate=nan must be a finite number > 0."),
+    ("--g-lr=-1e-3", None, "g_learning_rate=-0.001 must be a finite number > 0."),
+    ("--latent-dim", "0", "latent_dim=0 must be an integer >= 1."),
+    ("--batch-size", "0", "batch_size=0 must be an integer >= 1."),
+])
+def test_invalid_hyperparameters_are_refused_not_replaced_by_defaults(capsys, tmp_path, flag, value, message):
+    code, err = run_main(capsys, "train", "dcgan", "--out", str(tmp_path / "r"), *[a for a in (flag, value) if a])
+    assert code == 2 and err.strip() == f"zoo train: error: {message}"
+    assert not (tmp_path / "r").exists()
+
+
+def test_resume_with_fewer_epochs_than_done_says_so_and_changes_nothing(tmp_path):
+    run = tmp_path / "run"
+    first = subprocess.run(zoo_command("train", "ae", "--dataset", "digits", "--epochs", "2", "--take", "64",
+                                       "--batch-size", "32", "--no-validation", "--out", run),
+                           cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stderr[-3000:]
+    config = (run / "config.json").read_bytes()
+    again = subprocess.run(zoo_command("train", "ae", "--out", run, "--epochs", "1", "--resume"),
+                           cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 2
+    assert f"{run} has already trained 2 epochs, more than --epochs 1" in again.stderr
+    assert (run / "config.json").read_bytes() == config
 
 
 def run_main(capsys, *args):

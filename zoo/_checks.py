@@ -30,9 +30,16 @@ def positive_int(name, value):
     return int(value)
 
 
+def positive_float(name, value):
+    """A finite number > 0 (a learning rate, a scale): NaN, inf, 0 and negatives are refused."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 < value < float("inf"):
+        raise ValueError(f"{name}={value!r} must be a finite number > 0.")
+    return float(value)
+
+
 def non_negative_float(name, value):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value >= 0:
-        raise ValueError(f"{name}={value!r} must be a number >= 0.")
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value < float("inf"):
+        raise ValueError(f"{name}={value!r} must be a finite number >= 0.")
     return float(value)
 
 

@@ -120,7 +120,8 @@ class GenerativeModel(keras.Model):
         given = {k: v for k, v in player_learning_rates.items() if v is not None}
         if given:
             raise ValueError(f"{type(self).__name__} has one optimizer; drop {', '.join(given)} and use learning_rate.")
-        self.compile(optimizer=keras.optimizers.Adam(learning_rate or self.default_learning_rate))
+        rate = self.default_learning_rate if learning_rate is None else _checks.positive_float("learning_rate", learning_rate)
+        self.compile(optimizer=keras.optimizers.Adam(rate))
         return self
 
     # -- shared plumbing ---------------------------------------------------------

@@ -326,23 +326,29 @@ class EmbeddingProjector(_EpochWriter):
 
 @contextlib.contextmanager
 def interrupts_deferred():
-    """Hold Ctrl-C (SIGINT) until the block is done, so that a checkpoint is
-    never left half-written; the interrupt is raised when the block ends.
-    Outside the main thread (where Python cannot handle signals) it does nothing."""
+    """Hold Ctrl-C (SIGINT) and SIGTERM until the block is done, so that a
+    checkpoint is never left half-written; the signal is delivered when the
+    block ends. Outside the main thread (where Python cannot handle signals)
+    it does nothing."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     received = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    held = (signal.SIGINT, signal.SIGTERM)
+    previous = {s: signal.signal(s, lambda signum, frame: received.append(signum)) for s in held}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
         if received:
-            if callable(previous):
-                previous(signal.SIGINT, None)
-            else:
+            handler = previous[received[0]]
+            if callable(handler):
+                handler(received[0], None)
+            elif received[0] == signal.SIGINT:
                 raise KeyboardInterrupt
+            elif handler == signal.SIG_DFL:
+                signal.raise_signal(received[0])
 
 
 def weights_are_finite(model):

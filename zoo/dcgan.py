@@ -132,10 +132,13 @@ class DCGAN(GenerativeModel):
 
     def compile_default(self, learning_rate=None, d_learning_rate=None, g_learning_rate=None):
         """Adam(lr, beta_1=0.5) per player; `learning_rate` (default 2e-4) for both unless given per player."""
-        lr = learning_rate or self.default_learning_rate
+        def rate(name, value, default):
+            return default if value is None else _checks.positive_float(name, value)
+
+        lr = rate("learning_rate", learning_rate, self.default_learning_rate)
         self.compile(
-            d_optimizer=keras.optimizers.Adam(d_learning_rate or lr, beta_1=0.5),
-            g_optimizer=keras.optimizers.Adam(g_learning_rate or lr, beta_1=0.5),
+            d_optimizer=keras.optimizers.Adam(rate("d_learning_rate", d_learning_rate, lr), beta_1=0.5),
+            g_optimizer=keras.optimizers.Adam(rate("g_learning_rate", g_learning_rate, lr), beta_1=0.5),
         )
         return self
 

@@ -38,7 +38,7 @@ def build(name, image_shape, latent_dim=None, seed=None, dtype=None, **options):
     """The model a CLI name stands for, with its defaults; None options take the model's own."""
     spec = entry(name)
     kwargs = {**spec.defaults, **{k: v for k, v in options.items() if v is not None}}
-    return spec.cls(image_shape, latent_dim or spec.latent_dim, seed=seed, dtype=dtype, **kwargs)
+    return spec.cls(image_shape, spec.latent_dim if latent_dim is None else latent_dim, seed=seed, dtype=dtype, **kwargs)
 
 
 def classes():

@@ -208,6 +208,14 @@ def train(model_name, dataset=None, epochs=10, out="runs/run", batch_size=None, 
 
     spec = registry.entry(model_name)
     epochs = _checks.positive_int("epochs", epochs)
+    # Refused, never replaced by a default: 0, negatives, NaN and inf.
+    for name, value in (("batch_size", batch_size), ("latent_dim", latent_dim), ("take", take)):
+        if value is not None:
+            _checks.positive_int(name, value)
+    for name, value in (("learning_rate", learning_rate), ("d_learning_rate", d_learning_rate),
+                        ("g_learning_rate", g_learning_rate)):
+        if value is not None:
+            _checks.positive_float(name, value)
     if log_every is not None and (isinstance(log_every, bool) or not isinstance(log_every, int) or log_every < 0):
         raise ValueError(f"log_every={log_every!r} must be an integer >= 0 (0: per-epoch scalars only).")
     given = {key: value for key, value in dict(
@@ -233,10 +241,13 @@ def train(model_name, dataset=None, epochs=10, out="runs/run", batch_size=None, 
         config = None
     settings["model"] = model_name
     # Record the effective values, so config.json shows what the run used.
-    settings["latent_dim"] = settings["latent_dim"] or spec.latent_dim
-    settings["learning_rate"] = settings["learning_rate"] or spec.cls.default_learning_rate
+    if settings["latent_dim"] is None:
+        settings["latent_dim"] = spec.latent_dim
+    if settings["learning_rate"] is None:
+        settings["learning_rate"] = spec.cls.default_learning_rate
     for key in spec.cls.player_learning_rates:
-        settings[key] = settings[key] or settings["learning_rate"]
+        if settings[key] is None:
+            settings[key] = settings["learning_rate"]
     seed = settings["seed"]
     if seed is not None:
         keras.utils.set_random_seed(seed)
@@ -264,6 +275,11 @@ def train(model_name, dataset=None, epochs=10, out="runs/run", batch_size=None, 
     compile_model(model, settings["learning_rate"], settings["d_learning_rate"], settings["g_learning_rate"])
 
     done = completed_epochs(out) if resume else 0
+    if done > epochs:
+        raise ValueError(
+            f"{out} has already trained {done} epochs, more than --epochs {epochs}; --epochs is the total to reach: "
+            f"pass --epochs {done + 1} or more to continue it (nothing was changed)."
+        )
     if config is None:
         config = {
             **settings,
@@ -308,10 +324,10 @@ def train(model_name, dataset=None, epochs=10, out="runs/run", batch_size=None, 
     try:
         model.fit(train_ds, epochs=epochs, validation_data=validation_ds, callbacks=run_callbacks, verbose=verbose,
                   shuffle=False)  # the pipeline shuffles
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as err:  # Ctrl-C, or SIGTERM through the CLI ("terminated")
         saved = completed_epochs(out)
         raise Interrupted(
-            f"interrupted; {out} keeps the model and optimizer state after epoch {saved} of {epochs}. "
+            f"{str(err) or 'interrupted'}; {out} keeps the model and optimizer state after epoch {saved} of {epochs}. "
             f"Continue with: zoo train {model_name} --out {out} --epochs {epochs} --resume"
         ) from None
     if stopper.stopped_at is not None:

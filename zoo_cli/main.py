@@ -2,6 +2,7 @@
 reporting errors (one line, exit code 2; Ctrl-C: 130)."""
 
 import argparse
+import signal
 import sys
 
 from zoo_cli import backends, evaluate, export, generate, train
@@ -17,8 +18,17 @@ def build_parser():
     return parser
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (what schedulers and `kill` send), handled like Ctrl-C: the run saves and says how to resume."""
+
+
+def _terminate(signum, frame):
+    raise Terminated("terminated")
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         if hasattr(args, "backend"):
             backends.select(args.backend)
@@ -27,9 +37,21 @@ def main(argv=None):
         print(f"zoo {args.command}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as err:
-        print(f"zoo {args.command}: {err or 'interrupted'}", file=sys.stderr)
-        return 130
+        print(f"zoo {args.command}: {str(err) or 'interrupted'}", file=sys.stderr)
+        # The conventional codes: 128 + the signal's number.
+        return 128 + (signal.SIGTERM if isinstance(err, Terminated) or _terminated(err) else signal.SIGINT)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     return 0
+
+
+def _terminated(err):
+    """Whether an interruption (re-raised by the training with its own message) began as SIGTERM."""
+    while err is not None:
+        if isinstance(err, Terminated):
+            return True
+        err = err.__context__
+    return False
 
 
 if __name__ == "__main__":
