@@ -369,3 +369,17 @@ def test_zoo_export_of_a_missing_run(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert zoo_main("export", tmp_path / "empty") == 2
     assert "no model.keras" in capsys.readouterr().err
+
+
+def test_overwrite_replaces_a_savedmodel_of_ours_but_never_a_foreign_folder(run_dir, capsys):
+    assert zoo_main("export", run_dir, "--format", "savedmodel") == 0
+    assert zoo_main("export", run_dir, "--format", "savedmodel", "--overwrite") == 0  # ours: replaced
+    target = run_dir / "export" / "saved_model"
+    shutil.rmtree(target)
+    target.mkdir()
+    (target / "mine.txt").write_text("not genzoo's")
+    capsys.readouterr()
+    assert zoo_main("export", run_dir, "--format", "savedmodel", "--overwrite") == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("zoo export: error:") and "was not written by genzoo" in err and "\n" not in err
+    assert sorted(os.listdir(target)) == ["mine.txt"]

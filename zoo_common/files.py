@@ -12,10 +12,16 @@ import shutil
 import tempfile
 
 
-def refuse_existing(path, overwrite, flag="overwrite=True"):
-    """Raise FileExistsError if `path` exists and `overwrite` is false."""
-    if os.path.lexists(path) and not overwrite:
+def refuse_existing(path, overwrite, flag="overwrite=True", ours=None):
+    """Raise FileExistsError if `path` exists and `overwrite` is false, or if
+    `ours(path)` says genzoo did not write what is there (then nothing replaces it)."""
+    if not os.path.lexists(path):
+        return
+    if not overwrite:
         raise FileExistsError(f"{path} already exists; choose another path or pass {flag} to replace it.")
+    if ours is not None and not ours(path):
+        raise FileExistsError(f"{path} exists and was not written by genzoo, so {flag} does not replace it; "
+                              "move it away or choose another path.")
 
 
 def _umask():
