@@ -189,7 +189,7 @@ def test_every_model_handles_the_standard_image_shapes(shape):
         (lambda: zoo.VAE((28, 28, 1), 8, likelihood="poisson"), r"likelihood='poisson'.*'bernoulli', 'gaussian'"),
         (lambda: zoo.DCGAN((28, 28, 1), loss="wgan"), r"loss='wgan'.*'non_saturating', 'minimax'"),
         (lambda: zoo.Autoencoder((28, 28, 1), 8, loss="l1"), r"loss='l1'.*'bce', 'mse'"),
-        (lambda: zoo.Autoencoder((28, 28, 1), 8, noise_stddev=-1), r"noise_stddev=-1 must be a number >= 0"),
+        (lambda: zoo.Autoencoder((28, 28, 1), 8, noise_stddev=-1), r"noise_stddev=-1 must be a finite number >= 0"),
         (lambda: zoo.VAE((28, 28, 1), 8, filters=(8, 16, 32)), r"multiples of 8"),
     ],
 )
