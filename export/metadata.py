@@ -97,6 +97,15 @@ def from_onnx_props(props, where):
     return loads(props[ONNX_KEY], where)
 
 
+def written_by_genzoo(path):
+    """Whether `path` is a SavedModel or ONNX file that genzoo's export wrote (it carries our metadata)."""
+    try:
+        read_metadata(path)
+    except (ValueError, OSError):
+        return False
+    return True
+
+
 def read_metadata(path):
     """Read the genzoo metadata of an exported SavedModel directory or ONNX file.
 

@@ -83,7 +83,8 @@ def to_onnx(
     tolerance = TOLERANCES[precision] if tolerance is None else float(tolerance)
     half = GenerativeHalf.of(model, allow_untrained=allow_untrained)
     path = os.fspath(path)
-    _files.refuse_existing(path, overwrite)
+    # --overwrite replaces an ONNX file of ours (it carries genzoo's metadata), nothing else.
+    _files.refuse_existing(path, overwrite, ours=_metadata.written_by_genzoo)
 
     proto, opset = _convert(half, opset)
     if precision == "fp16":

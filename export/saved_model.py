@@ -51,8 +51,8 @@ def to_saved_model(model, path, *, dataset=None, overwrite=False, allow_untraine
 
     half = GenerativeHalf.of(model, allow_untrained=allow_untrained)
     path = os.fspath(path)
-    # --overwrite replaces a SavedModel of ours (it carries genzoo's metadata file), nothing else.
-    _files.refuse_existing(path, overwrite, ours=lambda p: os.path.isfile(os.path.join(p, _metadata.SAVED_MODEL_FILE)))
+    # --overwrite replaces a SavedModel of ours (it carries genzoo's metadata), nothing else.
+    _files.refuse_existing(path, overwrite, ours=_metadata.written_by_genzoo)
     signatures = ["serving_default"] + (["encode"] if half.has_encoder else [])
     meta = half.metadata("saved_model", dataset=dataset, signatures=signatures)
     text = _metadata.dumps(meta)

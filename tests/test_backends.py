@@ -5,9 +5,10 @@ trained on JAX exports to ONNX with the usual parity.
 
 Each backend runs in its own process (Keras fixes its backend at import),
 tests/backend_worker.py. Measured on the 2-core CPU machine: losses agree to
-a relative 4e-7, weights after the step to 1.2e-6 (max-abs; Adam's first step
-moves each weight by about the learning rate, 1e-3 or 2e-4), images of a
-reloaded `.keras` to 1.2e-7. The bars below leave a margin over that.
+a relative 4e-7 (the VAE's small KL term, 0.008, to 2.6e-6 relative, 2e-8
+absolute), weights after the step to 1.2e-6 (max-abs; Adam's first step moves
+each weight by about the learning rate, 1e-3 or 2e-4), images of a reloaded
+`.keras` to 1.2e-7. The bars below leave a margin over that.
 """
 
 import importlib.util
@@ -22,7 +23,7 @@ from tests import backend_worker
 
 BACKENDS = ("tensorflow", "jax", "torch")
 MODELS = tuple(backend_worker.KWARGS)
-LOSS_RTOL = 2e-6
+LOSS_RTOL, LOSS_ATOL = 2e-6, 1e-6
 WEIGHT_ATOL = 1e-5
 RELOAD_ATOL = 1e-6
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -65,7 +66,7 @@ def test_one_training_step_agrees_with_tensorflow(workdir, name, backend):
     losses = [k for k in want if k.startswith("loss:")]
     assert len(losses) >= 2
     for key in losses:
-        assert float(got[key]) == pytest.approx(float(want[key]), rel=LOSS_RTOL), key
+        assert float(got[key]) == pytest.approx(float(want[key]), rel=LOSS_RTOL, abs=LOSS_ATOL), key
     weights = [k for k in want if k.startswith("weight:")]
     errors = {k: float(np.max(np.abs(got[k] - want[k]))) for k in weights}
     assert max(errors.values()) <= WEIGHT_ATOL, max(errors.items(), key=lambda kv: kv[1])

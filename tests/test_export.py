@@ -251,15 +251,21 @@ def test_bad_precision_and_opset_are_refused(trained_vae, tmp_path):
 
 
 @pytest.mark.parametrize("export_fn", [to_saved_model, to_onnx], ids=["saved_model", "onnx"])
-def test_an_existing_path_is_refused_unless_overwrite(export_fn, trained_vae, tmp_path):
+def test_an_existing_path_is_refused_unless_overwrite_and_ours(export_fn, trained_vae, tmp_path):
     target = tmp_path / "artifact"
     target.write_text("precious")
     with pytest.raises(FileExistsError, match="overwrite"):
         export_fn(trained_vae, target)
+    # overwrite replaces genzoo's own artifacts only, recognised by their metadata, not by a name.
+    with pytest.raises(FileExistsError, match="was not written by genzoo"):
+        export_fn(trained_vae, target, overwrite=True)
     assert target.read_text() == "precious"
-    result = export_fn(trained_vae, target, overwrite=True)
+    target.unlink()
+    result = export_fn(trained_vae, target)
     assert read_metadata(result.path)["model"] == "vae"
-    # Replacing an artifact with a fresh one, directory or file, works too.
+    with pytest.raises(FileExistsError, match="overwrite"):
+        export_fn(trained_vae, target)
+    # Replacing an artifact of ours with a fresh one, directory or file, works.
     again = export_fn(trained_vae, target, overwrite=True)
     assert read_metadata(again.path)["model"] == "vae"
     assert sorted(os.listdir(tmp_path)) == ["artifact"]  # no temporary left behind
