@@ -1,7 +1,7 @@
 """The backends agree: one training step from the same weights, data and noise
 gives the same losses and weights on TensorFlow, JAX and PyTorch; a `.keras`
 file written on any backend loads on any other with the same outputs; a model
-trained on JAX exports to ONNX with the usual parity.
+trained on JAX or PyTorch exports to ONNX with the usual parity.
 
 Each backend runs in its own process (Keras fixes its backend at import),
 tests/backend_worker.py. Measured on the 2-core CPU machine: losses agree to
@@ -82,20 +82,21 @@ def test_keras_files_load_on_every_backend(workdir, name, saver, loader):
     np.testing.assert_allclose(loaded, own, rtol=0, atol=RELOAD_ATOL)
 
 
+@pytest.mark.parametrize("trainer", ["jax", "torch"])
 @pytest.mark.parametrize("name", ["vae", "dcgan"])
-def test_a_jax_trained_model_exports_to_onnx_with_parity(workdir, name, tmp_path):
+def test_a_model_trained_on_jax_or_torch_exports_to_onnx_with_parity(workdir, name, trainer, tmp_path):
     import keras
     import onnxruntime as ort
 
     from export import to_onnx
 
-    model = keras.saving.load_model(os.path.join(workdir, f"jax-{name}.keras"))
+    model = keras.saving.load_model(os.path.join(workdir, f"{trainer}-{name}.keras"))
     assert model.training_steps == 1
     result = to_onnx(model, str(tmp_path / f"{name}.onnx"))
     assert result.max_abs_error <= 1e-5
     session = ort.InferenceSession(result.path, providers=["CPUExecutionProvider"])
     z = backend_worker.latents(model.latent_dim)
     (images,) = session.run(None, {"z": z})
-    # Against the images the model made on JAX itself, before it was saved.
-    np.testing.assert_allclose(images, np.load(os.path.join(workdir, f"jax-{name}-own.npy")), rtol=0, atol=1e-5)
+    # Against the images the model made on its own backend, before it was saved.
+    np.testing.assert_allclose(images, np.load(os.path.join(workdir, f"{trainer}-{name}-own.npy")), rtol=0, atol=1e-5)
 
