@@ -89,7 +89,8 @@ def export_run(run_dir, formats=FORMATS, fp16=False, opset=None, overwrite=False
     run_dir = os.fspath(run_dir)
     model, config = load_run(run_dir)
     half = GenerativeHalf.of(model)
-    model_name = config.get("model") or half.kind
+    # The file names come from the model itself, never from config.json (a path read from a file is not trusted).
+    model_name = half.kind
     paths = artifact_paths(run_dir, model_name, formats, fp16)
     for path in paths.values():
         _files.refuse_existing(path, overwrite, flag="--overwrite (overwrite=True)")

@@ -62,7 +62,7 @@ def trained(tmp_path_factory):
     assert exported.returncode == 0, exported.stderr
     onnx_file = root / "dcgan" / "export" / "dcgan.onnx"
     assert onnx_file.is_file()
-    return {"vae": root / "vae", "onnx": onnx_file}
+    return {"vae": root / "vae", "dcgan": root / "dcgan", "onnx": onnx_file}
 
 
 @pytest.fixture
@@ -243,3 +243,57 @@ def test_a_diverged_fit_keeps_the_checkpoint_even_when_told_to_delete_it(tmp_pat
     good.compile(optimizer=keras.optimizers.Adam(1e-3))
     good.fit(images, epochs=2, batch_size=32, verbose=0, callbacks=[callbacks.BackupAndRestore(tmp_path / "checkpoint")])
     assert not (tmp_path / "checkpoint").exists()
+
+
+# 4. One process per run directory; leftovers of a killed save; paths from files -----------------------------
+
+def test_a_second_training_on_the_same_directory_is_refused_while_the_first_runs(tmp_path):
+    import signal
+    import time
+
+    out = tmp_path / "run"
+    first = subprocess.Popen(zoo_command("train", "vae", "--dataset", "digits", "--epochs", "200", "--batch-size", "16",
+                                         "--no-validation", "--log-every", "0", "--out", out),
+                             cwd=REPO, env=QUIET, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 240
+        while time.time() < deadline and not (out / "config.json").exists() and first.poll() is None:
+            time.sleep(0.2)
+        assert first.poll() is None, first.communicate()[1][-3000:]
+        before = (out / "config.json").read_bytes()
+        for extra in (["--resume"], ["--overwrite"]):
+            second = zoo_cli("train", "vae", "--dataset", "digits", "--epochs", "200", "--batch-size", "16",
+                             "--no-validation", "--log-every", "0", "--out", out, *extra)
+            assert second.returncode == 2
+            line = error_line(second, "train")
+            assert f"{out} is in use by another `zoo train` (process {first.pid})" in line
+        assert (out / "config.json").read_bytes() == before and first.poll() is None
+    finally:
+        first.send_signal(signal.SIGTERM)
+        first.communicate(timeout=120)
+    assert first.returncode == 143
+    assert not (out / ".lock").exists()
+
+
+def test_temporary_files_of_a_killed_save_are_cleaned_on_the_next_start(old_run):
+    litter = [old_run / ".tmp-abc123.keras", old_run / "checkpoint" / ".tmp-x.json"]
+    for path in litter:
+        path.write_bytes(b"half a save")
+    done = zoo_cli("train", "vae", "--out", old_run, "--epochs", "2", "--resume")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert not any(path.exists() for path in litter)
+
+
+def test_export_names_its_files_from_the_model_never_from_config_json(trained, tmp_path):
+    import json
+
+    run = tmp_path / "run"
+    shutil.copytree(trained["dcgan"], run)
+    shutil.rmtree(run / "export")
+    config = json.loads((run / "config.json").read_text())
+    config["model"] = "../../../escaped"
+    (run / "config.json").write_text(json.dumps(config))
+    done = zoo_cli("export", run, "--format", "onnx")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert sorted(os.listdir(run / "export")) == ["dcgan.onnx", "export.json"]
+    assert not list(tmp_path.parent.rglob("escaped*"))

@@ -134,6 +134,10 @@ def _resume_settings(out, model_name, given):
     if config.get("model") != model_name:
         raise ValueError(f"{out} holds a {config.get('model')!r} run, not {model_name!r}; resume it as `zoo train {config.get('model')} ...`.")
     saved = {key: config.get(key, default) for key, default in DEFAULTS.items()}
+    # Settings read back from a file are checked like the user's own: `cache` is a switch, not a path.
+    if not isinstance(saved["cache"], bool):
+        raise ValueError(f"{out}/config.json has cache={saved['cache']!r}; it must be true or false. "
+                         "Fix the file or start a new run.")
     saved["model_options"] = config.get("model_options", {})
     saved.update({key: given[key] for key in _RESUME_MAY_CHANGE if key in given})
     conflicts = [f"{key}={value!r} (saved: {saved[key]!r})" for key, value in given.items()
@@ -203,9 +207,6 @@ def train(model_name, dataset=None, epochs=10, out="runs/run", batch_size=None, 
     Ctrl-C stops at once and raises `Interrupted` (a KeyboardInterrupt); the
     last completed epoch stays saved and `resume=True` continues from it.
     """
-    from zoo_common.grid import save_grid
-    from zoo import callbacks, data
-
     spec = registry.entry(model_name)
     epochs = _checks.positive_int("epochs", epochs)
     # Refused, never replaced by a default: 0, negatives, NaN and inf.
@@ -228,6 +229,17 @@ def train(model_name, dataset=None, epochs=10, out="runs/run", batch_size=None, 
     if options:
         given["model_options"] = options
     given = _normalise(given)
+    with layout.locked(out):
+        if layout.holds_run(out):
+            layout.remove_temporary(out)  # left by a save that SIGKILL cut short
+        return _train_locked(out, model_name, spec, epochs, given, resume, overwrite, download, verbose)
+
+
+def _train_locked(out, model_name, spec, epochs, given, resume, overwrite, download, verbose):
+    """`train` from its validated settings on, while it holds the run directory's lock."""
+    from zoo import callbacks, data
+    from zoo_common.grid import save_grid
+
     if resume:
         settings, config = _resume_settings(out, model_name, given)
         if not os.path.isdir(layout.path(out, layout.CHECKPOINT)) and os.path.exists(layout.path(out, layout.MODEL)):

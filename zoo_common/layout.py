@@ -12,6 +12,7 @@
     export/              `zoo export`'s SavedModel and ONNX files
 """
 
+import contextlib
 import os
 
 MODEL = "model.keras"
@@ -74,3 +75,70 @@ def foreign_files(run_dir):
         if os.path.isdir(path(run_dir, name)) and not os.path.islink(path(run_dir, name)):
             found.append(path(run_dir, name))
     return sorted(found)
+
+
+LOCK = ".lock"
+TEMPORARY = ".tmp-*"  # zoo_common.files' temporary names
+
+
+@contextlib.contextmanager
+def locked(run_dir):
+    """Hold `run_dir`'s lock for the block: a second process that asks for it
+    gets one clear ValueError instead of two trainings writing one directory.
+    Creates `run_dir` if needed, and removes it again if the block fails
+    having written nothing there. (An advisory lock of the operating system,
+    released when the process ends, however it ends.)"""
+    import fcntl
+
+    run_dir = os.fspath(run_dir)
+    created = not os.path.isdir(run_dir)
+    os.makedirs(run_dir, exist_ok=True)
+    lock_path = path(run_dir, LOCK)
+    handle = open(lock_path, "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        owner = _read_owner(lock_path)
+        raise ValueError(
+            f"{run_dir} is in use by another `zoo train`{f' (process {owner})' if owner else ''}; wait for it to "
+            "finish, stop it, or choose another --out."
+        ) from None
+    try:
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        yield run_dir
+    finally:
+        os.remove(lock_path)
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        handle.close()
+        if created and not os.listdir(run_dir):
+            os.rmdir(run_dir)
+
+
+def _read_owner(lock_path):
+    try:
+        with open(lock_path) as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
+def remove_temporary(run_dir):
+    """Remove the temporary files of an interrupted atomic save (genzoo's `.tmp-*`) from the run and its folders."""
+    import fnmatch
+    import shutil
+
+    for folder in ("",) + RUN_DIRS:
+        where = path(run_dir, folder) if folder else os.fspath(run_dir)
+        if not os.path.isdir(where):
+            continue
+        for name in os.listdir(where):
+            if fnmatch.fnmatch(name, TEMPORARY):
+                target = os.path.join(where, name)
+                if os.path.isdir(target) and not os.path.islink(target):
+                    shutil.rmtree(target, ignore_errors=True)
+                else:
+                    os.remove(target)
