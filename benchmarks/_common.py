@@ -158,6 +158,23 @@ def block_on(model, logs=None):
             float(value)
 
 
+def windows(step, batch, warmup, steps, repeats, sync=None):
+    """Median images/s over `repeats` windows of `steps` calls of `step()`; `sync()`
+    (if given) waits for the device at the end of the warm-up and of each window."""
+    sync = sync or (lambda: None)
+    for _ in range(warmup):
+        step()
+    sync()
+    rates = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(steps):
+            step()
+        sync()
+        rates.append(batch * steps / (time.perf_counter() - start))
+    return median(rates), rates
+
+
 def versions(*names):
     import importlib.metadata as md
 

@@ -58,7 +58,7 @@ import numpy as np
 
 # The checkout's root goes on sys.path here; _common itself imports neither
 # Keras nor TensorFlow at import time.
-from _common import RESULTS, fit_windows, machine, median, mnist_images, print_table, versions, write_json
+from _common import RESULTS, fit_windows, machine, mnist_images, print_table, versions, windows, write_json
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "peers"))
 
@@ -114,22 +114,6 @@ def configure_environment(device):
     else:
         # JAX would otherwise take 75% of the GPU's memory up front, leaving PyTorch little.
         os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
-
-
-def windows(step, batch, warmup, steps, repeats, sync):
-    """Median images/s over `repeats` windows of `steps` calls of `step()`, each
-    window closed by `sync()` (waits for the device)."""
-    for _ in range(warmup):
-        step()
-    sync()
-    rates = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for _ in range(steps):
-            step()
-        sync()
-        rates.append(batch * steps / (time.perf_counter() - start))
-    return median(rates), rates
 
 
 def datasets(models, n):

@@ -39,7 +39,7 @@ import time
 
 import numpy as np
 
-from _common import RESULTS, fit_windows, machine, median, mnist_images, print_table, versions, write_json
+from _common import RESULTS, fit_windows, machine, mnist_images, print_table, versions, windows, write_json
 
 # The peers are plain modules beside this script.
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "peers"))
@@ -94,23 +94,6 @@ def training_images(n):
     if images is not None:
         return images[:n], "mnist (../shared/datasets/mnist)"
     return np.random.default_rng(0).uniform(size=(n, 28, 28, 1)).astype("float32"), "uniform noise (MNIST not found)"
-
-
-def windows(step, batch, warmup, steps, repeats, sync=None):
-    """Median images/s over `repeats` windows of `steps` calls of `step()`; `sync()`
-    (if given) waits for the device at the end of the warm-up and of each window."""
-    sync = sync or (lambda: None)
-    for _ in range(warmup):
-        step()
-    sync()
-    rates = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for _ in range(steps):
-            step()
-        sync()
-        rates.append(batch * steps / (time.perf_counter() - start))
-    return median(rates), rates
 
 
 def keras_fit_steps(model, images, batch):
