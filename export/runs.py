@@ -95,7 +95,7 @@ def export_run(run_dir, formats=FORMATS, fp16=False, opset=None, overwrite=False
     for path in paths.values():
         _files.refuse_existing(path, overwrite, flag="--overwrite (overwrite=True)")
     dataset = config.get("dataset")
-    report = os.path.join(run_dir, "export", "export.json")
+    report = os.path.join(layout.path(run_dir, layout.EXPORT), "export.json")
     results = []
     for fmt, path in paths.items():
         if fmt == "savedmodel":
@@ -111,7 +111,7 @@ def export_run(run_dir, formats=FORMATS, fp16=False, opset=None, overwrite=False
 
 def _record(report_path, results):
     """Merge the results into export.json, keyed by artifact file name."""
-    from zoo_common import files as _files
+    from zoo_common import files
 
     report = {}
     if os.path.isfile(report_path):
@@ -126,12 +126,4 @@ def _record(report_path, results):
         entry["path"] = os.path.basename(result.path)
         artifacts[os.path.basename(result.path)] = entry
     report["artifacts"] = artifacts
-    tmp = _files.temp_file_beside(report_path, suffix=".json")
-    try:
-        with open(tmp, "w") as f:
-            json.dump(report, f, indent=2, sort_keys=True)
-            f.write("\n")
-        _files.move_into_place(tmp, report_path)
-    except BaseException:
-        _files.remove(tmp)
-        raise
+    files.write_json(report, report_path)

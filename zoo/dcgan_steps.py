@@ -66,9 +66,9 @@ def _logs(d_loss, g_loss, real_logits, fake_logits):
     }
 
 
-def _with_losses(loss, network):
-    extra = network.losses
-    return loss + ops.sum(ops.stack([ops.sum(e) for e in extra])) if extra else loss
+def _with_losses(loss, extra):
+    """A player's objective: its loss plus its network's regularisation losses `extra` (a list)."""
+    return loss + sum(ops.sum(e) for e in extra) if extra else loss
 
 
 def evaluate_terms(model, real):
@@ -96,11 +96,11 @@ def tensorflow_train_step(model, data):
             real_logits = D(real, training=True)
             fake_logits = D(ops.stop_gradient(fake), training=True)
             d_loss = ops.mean(losses.discriminator_loss(real_logits, fake_logits))
-            d_total = _with_losses(d_loss, D)
+            d_total = _with_losses(d_loss, D.losses)
         model.d_optimizer.apply_gradients(zip(d_tape.gradient(d_total, d_vars), d_vars))
         g_logits = D(fake, training=True)
         g_loss = ops.mean(losses.generator_loss(g_logits, model.loss_name))
-        g_total = _with_losses(g_loss, G)
+        g_total = _with_losses(g_loss, G.losses)
     model.g_optimizer.apply_gradients(zip(g_tape.gradient(g_total, g_vars), g_vars))
     return model._update_trackers(**_logs(d_loss, g_loss, real_logits, fake_logits))
 
@@ -117,7 +117,7 @@ def torch_train_step(model, data):
     real_logits = D(real, training=True)
     fake_logits = D(fake.detach(), training=True)
     d_loss = ops.mean(losses.discriminator_loss(real_logits, fake_logits))
-    _with_losses(d_loss, D).backward()
+    _with_losses(d_loss, D.losses).backward()
     d_vars = D.trainable_variables
     with torch.no_grad():
         model.d_optimizer.apply([v.value.grad for v in d_vars], d_vars)
@@ -125,7 +125,7 @@ def torch_train_step(model, data):
     model.zero_grad()  # the generator's loss also reaches D's weights; only G's gradients are used
     g_logits = D(fake, training=True)
     g_loss = ops.mean(losses.generator_loss(g_logits, model.loss_name))
-    _with_losses(g_loss, G).backward()
+    _with_losses(g_loss, G.losses).backward()
     g_vars = G.trainable_variables
     with torch.no_grad():
         model.g_optimizer.apply([v.value.grad for v in g_vars], g_vars)
@@ -151,14 +151,8 @@ class _State:
 
 
 def _stateless_loss_call(network, trainable, non_trainable, inputs):
-    outputs, non_trainable, extra = network.stateless_call(
-        trainable, non_trainable, inputs, training=True, return_losses=True
-    )
-    return outputs, non_trainable, extra
-
-
-def _plus(loss, extra):
-    return loss + sum(ops.sum(e) for e in extra) if extra else loss
+    """(outputs, new non-trainable values, regularisation losses) of a training-mode call."""
+    return network.stateless_call(trainable, non_trainable, inputs, training=True, return_losses=True)
 
 
 def jax_train_step(model, state, data):
@@ -193,7 +187,7 @@ def jax_train_step(model, state, data):
         real_logits, d_nt, extra_real = _stateless_loss_call(D, d_t, d_nt, real)
         fake_logits, d_nt, _ = _stateless_loss_call(D, d_t, d_nt, jax.lax.stop_gradient(fake))
         d_loss = ops.mean(losses.discriminator_loss(real_logits, fake_logits))
-        return _plus(d_loss, extra_real), (d_loss, real_logits, fake_logits, d_nt)
+        return _with_losses(d_loss, extra_real), (d_loss, real_logits, fake_logits, d_nt)
 
     (_, (d_loss, real_logits, fake_logits, d_nt)), d_grads = jax.value_and_grad(
         discriminator_objective, has_aux=True
@@ -209,7 +203,7 @@ def jax_train_step(model, state, data):
     (_, (g_loss, d_nt)), fake_grad = jax.value_and_grad(generator_objective, has_aux=True)(fake)
     (g_grads,) = generator_vjp(fake_grad)
     if g_extra:
-        extra_grads = jax.grad(lambda g_t: _plus(0.0, _stateless_loss_call(G, g_t, g_nt, z)[2]))(g_t)
+        extra_grads = jax.grad(lambda g_t: _with_losses(0.0, _stateless_loss_call(G, g_t, g_nt, z)[2]))(g_t)
         g_grads = [a + b for a, b in zip(g_grads, extra_grads)]
     g_t, g_opt = model.g_optimizer.stateless_apply(g_opt, g_grads, g_t)
 

@@ -77,9 +77,8 @@ def library_versions():
 
     backend = keras.backend.backend()
     versions = {"genzoo": zoo.__version__, "keras": keras.__version__, "keras_backend": backend}
-    library = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}.get(backend)
-    if library:
-        versions[library] = importlib.import_module(library).__version__
+    if backend in ("tensorflow", "jax", "torch"):  # each backend's library has its backend's name
+        versions[backend] = importlib.import_module(backend).__version__
     versions.update(numpy=np.__version__, python=platform.python_version())
     return versions
 

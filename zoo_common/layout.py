@@ -43,16 +43,18 @@ def holds_run(run_dir):
     return any(os.path.exists(path(run_dir, name)) for name in RUN_MARKERS)
 
 
+TEMPORARY = ".tmp-*"  # zoo_common.files' temporary names
+
 # What a run writes inside each of its folders (TensorBoard events, Keras'
 # BackupAndRestore state, the projector's files), and the temporary files of
 # an interrupted atomic write.
 _OWN_PATTERNS = {
     CHECKPOINT: ("latest.weights.h5", "latest.weights.h5.bkp", "training_metadata.json",
-                 "training_metadata.json.bkp", "*.weights.h5", ".tmp-*"),
+                 "training_metadata.json.bkp", "*.weights.h5", TEMPORARY),
     TRAIN_LOGS: ("events.out.tfevents.*",),
     VALIDATION_LOGS: ("events.out.tfevents.*",),
     IMAGES: ("events.out.tfevents.*",),
-    PROJECTOR: ("events.out.tfevents.*", "projector_config.pbtxt", "metadata.tsv", "sprite.png", "codes.tsv", ".tmp-*"),
+    PROJECTOR: ("events.out.tfevents.*", "projector_config.pbtxt", "metadata.tsv", "sprite.png", "codes.tsv", TEMPORARY),
 }
 
 
@@ -78,7 +80,6 @@ def foreign_files(run_dir):
 
 
 LOCK = ".lock"
-TEMPORARY = ".tmp-*"  # zoo_common.files' temporary names
 
 
 @contextlib.contextmanager
