@@ -13,7 +13,8 @@ def add_parser(subparsers):
         "export",
         help="export a run's generator to SavedModel and ONNX (into RUN_DIR/export/)",
         description="Export the generative half of a `zoo train` run (AE/VAE decoder, DCGAN generator) into "
-        "RUN_DIR/export/: saved_model/ and MODEL.onnx, each checked against the Keras model.",
+        "RUN_DIR/export/: saved_model/ and MODEL.onnx, each checked against the Keras model; "
+        "--web adds a static web page that samples from the ONNX file in the browser.",
     )
     p.add_argument("run_dir", metavar="RUN_DIR", help="run directory written by `zoo train`")
     p.add_argument(
@@ -22,6 +23,20 @@ def add_parser(subparsers):
     p.add_argument("--fp16", action="store_true", help="write the ONNX model in fp16 (MODEL-fp16.onnx) instead of fp32")
     p.add_argument("--opset", type=int, default=None, help="ONNX opset (default: tf2onnx's preferred)")
     p.add_argument("--overwrite", action="store_true", help="replace artifacts already in RUN_DIR/export/")
+    web = p.add_argument_group("web page", "a static page that samples in the browser (onnxruntime-web)")
+    web.add_argument(
+        "--web", action="store_true",
+        help="also write RUN_DIR/export/web/: index.html, its script, the ONNX file and its metadata "
+        "(serve it with: python -m http.server -d RUN_DIR/export/web)",
+    )
+    web.add_argument(
+        "--offline", action="store_true",
+        help="copy onnxruntime-web's files next to the page instead of loading them from jsDelivr",
+    )
+    web.add_argument(
+        "--ort-dist", metavar="DIR", default=None,
+        help="onnxruntime-web's package or dist/ folder for --offline (default: ./node_modules/onnxruntime-web)",
+    )
     p.set_defaults(run=run, backend=BACKEND)
 
 
@@ -33,14 +48,32 @@ def _human_size(n):
 
 
 def run(args):
-    from export.runs import export_run
+    if (args.offline or args.ort_dist) and not args.web:
+        raise ValueError("--offline and --ort-dist shape the web page; add --web.")
+    if args.web and args.fp16:
+        raise ValueError("--web takes the fp32 ONNX file; drop --fp16 (or export it in a second command).")
+    page = None
+    if args.web:
+        from export.web import export_run_web
 
-    results = export_run(
-        args.run_dir, formats=args.format, fp16=args.fp16, opset=args.opset, overwrite=args.overwrite
-    )
+        results, page = export_run_web(
+            args.run_dir, formats=args.format, opset=args.opset, overwrite=args.overwrite,
+            offline=args.offline, ort_dist=args.ort_dist,
+        )
+    else:
+        from export.runs import export_run
+
+        results = export_run(
+            args.run_dir, formats=args.format, fp16=args.fp16, opset=args.opset, overwrite=args.overwrite
+        )
     for r in results:
         kind = "SavedModel" if r.format == "saved_model" else f"ONNX opset {r.opset}"
         print(
             f"wrote {r.path} ({kind}, {r.precision}, {_human_size(r.size_bytes)}; "
             f"max |{r.format} - keras| = {r.max_abs_error:.2e} <= {r.tolerance:g})"
+        )
+    if page is not None:
+        print(
+            f"wrote {page['path']} (web page, {len(page['files'])} files; onnxruntime-web from {page['ort']}); "
+            f"view it with: python -m http.server -d {page['path']}"
         )
