@@ -15,10 +15,21 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 ORT_WEB = REPO / "tests" / "js" / "node_modules" / "onnxruntime-web"
 INSTALL = "apt-get install chromium chromium-driver; cd tests/js && ONNXRUNTIME_NODE_INSTALL=skip npm ci"
+# Set by .ci/run, which installs everything: there a missing piece fails the tests instead of skipping them.
+REQUIRED = bool(os.environ.get("GENZOO_REQUIRE_JS_TESTS"))
+
+
+def skip_reason(reason):
+    """`reason` to skip, or None where the tests are required (they then fail on what is missing)."""
+    return None if REQUIRED else reason
 
 
 def missing():
-    """Why the browser tests cannot run here (None when they can)."""
+    """Why the browser tests cannot run here (None when they can, or when .ci/run requires them)."""
+    return skip_reason(_missing())
+
+
+def _missing():
     try:
         import selenium  # noqa: F401
     except ImportError:
