@@ -1,4 +1,5 @@
-"""Export the generative half of a genzoo model as ONNX, through tf2onnx, parity-checked.
+"""Export the generative half of a genzoo model as ONNX, through tf2onnx, rewritten
+for onnxruntime's CPU kernels (`export.onnx_graph`), parity-checked.
 
 (Named onnx_export, not onnx, so `import onnx` inside this package still
 finds the onnx library.)
@@ -12,6 +13,7 @@ import numpy as np
 
 from zoo_common import files as _files
 from export import metadata as _metadata
+from export import onnx_graph as _onnx_graph
 from export.source import ExportResult, GenerativeHalf, check_parity, max_abs_error, parity_latents
 
 PRECISIONS = ("fp32", "fp16")
@@ -45,7 +47,10 @@ def to_onnx(
     `precision="fp16"` the weights and the arithmetic are float16 while `z`
     and `images` stay float32 (Cast nodes at the edges), so callers never
     change. The metadata (`export.metadata`) is in the model's
-    `metadata_props`.
+    `metadata_props`, with `graph_rewrites`: how many nodes each rewrite of
+    `export.onnx_graph` changed (batch norm folded into the weights, strided
+    transposed convolutions as sub-pixel convolutions, ...), which make the
+    graph fast in onnxruntime without changing its outputs beyond rounding.
 
     The file is written beside `path` under a temporary name, validated with
     `onnx.checker` (full check), run in onnxruntime (CPU) on fixed latents
@@ -87,9 +92,13 @@ def to_onnx(
     _files.refuse_existing(path, overwrite, ours=_metadata.written_by_genzoo)
 
     proto, opset = _convert(half, opset)
+    # Exact rewrites (batch norm folded, sub-pixel convolutions, ...); the parity check below covers them too.
+    proto, rewrites = _onnx_graph.optimize(proto)
     if precision == "fp16":
         proto = _to_fp16(proto)
-    meta = half.metadata("onnx", dataset=dataset, precision=precision, opset=opset, **_onnx_versions())
+    meta = half.metadata(
+        "onnx", dataset=dataset, precision=precision, opset=opset, graph_rewrites=rewrites, **_onnx_versions()
+    )
     _set_props(proto, meta)
 
     tmp = _files.temp_file_beside(path, suffix=".onnx")
