@@ -26,10 +26,11 @@ def skip_reason(reason):
 
 def missing():
     """Why the browser tests cannot run here (None when they can, or when .ci/run requires them)."""
-    return skip_reason(_missing())
+    return skip_reason(what_is_missing())
 
 
-def _missing():
+def what_is_missing():
+    """What the browser tests lack here, or None."""
     try:
         import selenium  # noqa: F401
     except ImportError:

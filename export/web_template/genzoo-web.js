@@ -226,7 +226,7 @@ function startPage() {
     $("walk-method").textContent = method === "spherical"
       ? "Spherical interpolation: the path keeps the typical radius of N(0, I) latents."
       : "Linear interpolation (this model has no Gaussian prior).";
-    paint($("walk-strip"), out.data, steps, Math.ceil(steps / 2), scaleFor(48), 2);
+    paint($("walk-strip"), out.data, steps, Math.ceil(steps / 2), scaleFor(40), 2);
     showFrame();
     return true;
   }
@@ -238,7 +238,7 @@ function startPage() {
     const frame = state.walk.frames.slice(position * size, (position + 1) * size);
     state.walk.position = position;
     state.walk.frame = frame;
-    paint($("walk-frame"), frame, 1, 1, scaleFor(192), 0);
+    paint($("walk-frame"), frame, 1, 1, scaleFor(144), 0);
   }
 
   // Each action runs after the previous one: onnxruntime-web runs one session call at a time.
