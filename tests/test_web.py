@@ -197,7 +197,7 @@ def site(vae_run, tmp_path_factory):
     assert zoo_main(["export", str(run), "--web", "--offline", "--ort-dist", str(web_helpers.ORT_WEB),
                      "--format", "onnx"]) == 0
     good = shutil.copytree(run / "export" / "web", root / "good")
-    for name in ("missing", "corrupt", "foreign", "nometa"):
+    for name in ("missing", "corrupt", "foreign", "nometa", "otherdim"):
         folder = root / name
         folder.mkdir()
         for item in good.iterdir():
@@ -209,6 +209,8 @@ def site(vae_run, tmp_path_factory):
     (root / "corrupt" / "vae.onnx").write_bytes(np.random.default_rng(0).bytes(4096))
     foreign_onnx(root / "foreign" / "vae.onnx")
     (root / "nometa" / "vae.json").write_text('{"model": "vae"}')
+    meta = json.loads((good / "vae.json").read_text())
+    (root / "otherdim" / "vae.json").write_text(json.dumps({**meta, "latent_dim": meta["latent_dim"] + 1}))
     with web_helpers.static_server(root) as url:
         yield {"url": url, "onnx": good / "vae.onnx"}
 
@@ -361,6 +363,7 @@ def test_the_screenshot_shows_pythons_images(page, generator, tmp_path):
         ("corrupt", ["vae.onnx is not an ONNX model onnxruntime-web can load"]),
         ("foreign", ['vae.onnx is not a genzoo generator: it takes ["x"] and gives ["y"]']),
         ("nometa", ['vae.json is not the metadata of a genzoo generator: it lacks "schema_version"']),
+        ("otherdim", ["vae.onnx is not the generator vae.json describes: it fails on z of shape [1, 5]"]),
     ],
 )
 def test_a_broken_model_folder_gives_a_message_in_the_page(site, browser, folder, words):
