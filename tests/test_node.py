@@ -63,7 +63,8 @@ def onnx_file(request, digits, tmp_path_factory):
     if request.param == "vae":
         model = train_a_few_steps(zoo.VAE((8, 8, 1), 4, filters=(4, 8), hidden_dim=16, seed=0), digits[0][:128])
     else:
-        model = zoo.DCGAN((16, 16, 3), 8, generator_filters=(8, 4), discriminator_filters=(4, 8), kernel_size=3, seed=0)
+        # Wide enough that export rewrites its strided transposed convolutions (Conv + DepthToSpace).
+        model = zoo.DCGAN((16, 16, 3), 8, generator_filters=(32, 16), discriminator_filters=(4, 8), kernel_size=5, seed=0)
         images = np.random.default_rng(0).uniform(size=(64, 16, 16, 3)).astype("float32")
         train_a_few_steps(model, images, epochs=1)
     out = tmp_path_factory.mktemp(f"node-{request.param}")

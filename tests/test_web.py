@@ -190,9 +190,19 @@ def foreign_onnx(path):
 
 
 @pytest.fixture(scope="module")
-def site(vae_run, tmp_path_factory):
-    """A served folder: good/ (zoo export --web --offline) and broken copies of it."""
+def dcgan_onnx(tmp_path_factory):
+    """An RGB DCGAN generator wide enough that export rewrites its strided transposed convolutions."""
+    model = zoo.DCGAN((16, 16, 3), 8, generator_filters=(32, 16), discriminator_filters=(4, 8), kernel_size=5, seed=0)
+    model.compile_default()
+    model.fit(np.random.default_rng(0).uniform(size=(64, 16, 16, 3)).astype("float32"), epochs=1, batch_size=16, verbose=0)
+    return to_onnx(model, tmp_path_factory.mktemp("onnx") / "dcgan.onnx", dataset="noise").path
+
+
+@pytest.fixture(scope="module")
+def site(vae_run, dcgan_onnx, tmp_path_factory):
+    """A served folder: good/ (zoo export --web --offline), broken copies of it, and dcgan/ (RGB)."""
     root = tmp_path_factory.mktemp("site")
+    web.write_web(dcgan_onnx, root / "dcgan", offline=True, ort_dist=web_helpers.ORT_WEB)
     run = shutil.copytree(vae_run, root / "run")
     assert zoo_main(["export", str(run), "--web", "--offline", "--ort-dist", str(web_helpers.ORT_WEB),
                      "--format", "onnx"]) == 0
@@ -212,7 +222,7 @@ def site(vae_run, tmp_path_factory):
     meta = json.loads((good / "vae.json").read_text())
     (root / "otherdim" / "vae.json").write_text(json.dumps({**meta, "latent_dim": meta["latent_dim"] + 1}))
     with web_helpers.static_server(root) as url:
-        yield {"url": url, "onnx": good / "vae.onnx"}
+        yield {"url": url, "onnx": good / "vae.onnx", "dcgan": root / "dcgan" / "dcgan.onnx"}
 
 
 @pytest.fixture(scope="module")
@@ -272,6 +282,16 @@ def test_the_grid_is_pythons_images_for_the_seed(page, generator):
     images = check_grid_is_pythons(state, generator)
     assert images.std() > 0.05  # real digits-like samples, not a constant
     assert page.execute_script("return window.genzoo.backend") in ("wasm", "webgpu")
+
+
+@needs_browser
+def test_an_rgb_dcgan_page_is_pythons_images(site, browser):
+    assert web_helpers.open_page(browser, site["url"] + "dcgan/index.html") == "ready"
+    state = grid(browser)
+    assert state["dims"] == [16, 16, 16, 3]
+    check_grid_is_pythons(state, OnnxGenerator(site["dcgan"]))
+    walk = browser.execute_script("return window.genzoo.walk")
+    assert walk["method"] == "spherical"
 
 
 @needs_browser
