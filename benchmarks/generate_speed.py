@@ -1,18 +1,34 @@
-"""Generation speed of a trained DCGAN generator and a VAE decoder, four ways.
+"""Generation speed of four genzoo generators, every way genzoo runs them, side by side.
 
-For batch sizes 1, 64 and 1024 it times the same latent -> image graph through
-Keras `predict`, a `tf.function` call, the exported SavedModel, and the
-exported ONNX file in onnxruntime (fp32, fp16, and int8 statically quantised),
-reporting images/s, p50/p99 latency per call, FLOPs per image, the achieved
-GFLOP/s and its share of the machine's GEMM ceiling, measured in the same run.
+Generators: the default DCGAN generator at 28x28x1 (MNIST), the 28x28x1 VAE
+decoder, and the default DCGAN generators at 32x32x3 and 64x64x3. For
+batches 1, 64 and 1024 the same latent -> image graph runs through Keras
+`predict`, a `tf.function`, the exported SavedModel, and the exported ONNX
+file (`export.to_onnx`, with its graph rewrites) in onnxruntime: fp32, fp16,
+and int8 (static QDQ quantisation of the fp32 file, timed to decide whether
+genzoo should offer it). Reported: images/s, p50/p99 latency per call, the
+useful GFLOP/s (FLOPs of the Keras layers, not of any rewritten form) and
+their share of a convolution ceiling measured in the same run.
 
-    python benchmarks/generate_speed.py            # about 5 minutes on 2 cores
-    python benchmarks/generate_speed.py --quick    # a smoke run
-    python benchmarks/generate_speed.py --device gpu  # TF GPU + onnxruntime CUDA (onnxruntime-gpu)
+The ceiling, per generator: the best rate (GFLOP/s) that TensorFlow
+(`tf.nn.conv2d`, NHWC, oneDNN) or onnxruntime (`Conv`, NCHW; its blocked
+kernels) reaches on one stride-1 "same" convolution with the kernel, input
+and output channels and input size of the generator's largest layer, at
+batch 256 with all cores. A square GEMM ceiling is measured too, for
+reference only.
+
+The weights are random (speed does not depend on training); batch-norm
+statistics and biases are drawn away from their initial 0/1, so the graphs
+hold every node a trained model's do.
+
+    python benchmarks/generate_speed.py            # ~15 minutes on 2 cores
+    python benchmarks/generate_speed.py --quick    # a smoke run (~2 minutes)
+    python benchmarks/generate_speed.py --int8-fid # int8 judged by domain FID (~5 minutes)
 
 Prints a table last and writes benchmarks/results/generate_speed.json.
-Targets (issue 5): ONNX Runtime >= 4x the SavedModel at batch 1, and >= 90% of
-the GEMM ceiling at batch 1024.
+Targets (issue 13): ONNX Runtime fp32 >= the SavedModel at every batch for
+every generator; the best ONNX Runtime file (within its parity bar) >= 90%
+of the convolution ceiling at batch 1024.
 """
 
 import argparse
@@ -33,41 +49,77 @@ from _common import (  # noqa: I001  (sets sys.path to the checkout)
     versions,
     write_json,
 )
-from export import _files  # noqa: E402  (importable once _common put the checkout on sys.path)
 
 BATCHES = (1, 64, 1024)
-GEMM_SIZES = (1024, 2048, 4096)
+QUICK_BATCHES = (1, 16, 64)
+CEILING_BATCH = 256
+GEMM_SIZE = 2048
+PARITY = {"ort_fp32": 1e-5, "ort_fp16": 1e-2, "ort_int8": 1e-2}
+METHODS = ("keras_predict", "tf_function", "saved_model", "ort_fp32", "ort_fp16", "ort_int8")
 
 
-# -- the models ---------------------------------------------------------------------
-
-def training_images(n):
-    """MNIST training images (float32 NHWC in [0, 1]) from ../shared when present, else noise."""
-    from zoo import data
-
-    if SHARED_MNIST.is_dir():
-        images, _ = data.arrays(f"idx:{SHARED_MNIST}", split="train")
-        return images[:n], "mnist (../shared/datasets/mnist)"
-    return np.random.default_rng(0).uniform(size=(n, 28, 28, 1)).astype("float32"), "uniform noise (MNIST not found)"
+# -- the generators ---------------------------------------------------------------------
 
 
-def trained_models(n_images, epochs):
-    import keras
-
+def generators():
+    """name -> (model class, constructor kwargs): the four generators of issue 13."""
     import zoo
 
-    images, source = training_images(n_images)
-    keras.utils.set_random_seed(0)
-    gan = zoo.DCGAN((28, 28, 1), latent_dim=100, seed=0)
-    gan.compile()
-    vae = zoo.VAE((28, 28, 1), latent_dim=16, seed=0)
-    vae.compile(optimizer=keras.optimizers.Adam(1e-3))
-    timings = {}
-    for name, model in (("dcgan", gan), ("vae", vae)):
-        start = time.perf_counter()
-        model.fit(images, epochs=epochs, batch_size=128, verbose=0)
-        timings[name] = time.perf_counter() - start
-    return {"dcgan": gan, "vae": vae}, {"data": source, "images": len(images), "epochs": epochs, "fit_seconds": timings}
+    return {
+        "dcgan28": (zoo.DCGAN, {"image_shape": (28, 28, 1), "latent_dim": 100}),
+        "vae28": (zoo.VAE, {"image_shape": (28, 28, 1), "latent_dim": 16}),
+        "dcgan32": (zoo.DCGAN, {"image_shape": (32, 32, 3), "latent_dim": 100}),
+        "dcgan64": (zoo.DCGAN, {"image_shape": (64, 64, 3), "latent_dim": 100}),
+    }
+
+
+def random_model(cls, kwargs, seed=0):
+    """The model with He-scaled random kernels and batch-norm statistics / biases away from 0 and 1."""
+    model = cls(**kwargs, seed=seed)
+    rng = np.random.default_rng(seed)
+    for variable in model.weights:
+        shape, path = tuple(variable.shape), variable.path
+        if "moving_variance" in path or "gamma" in path:
+            value = rng.uniform(0.5, 1.5, shape)
+        elif any(part in path for part in ("moving_mean", "beta", "bias")):
+            value = rng.normal(0.0, 0.1, shape)
+        else:
+            value = rng.normal(0.0, np.sqrt(2.0 / max(1, int(np.prod(shape[:-1])))), shape)
+        variable.assign(value.astype(variable.dtype))
+    return model
+
+
+def generative_network(model):
+    import zoo
+
+    return model.generator if isinstance(model, zoo.DCGAN) else model.decoder
+
+
+def layer_costs(network):
+    """[(FLOPs per image, layer description)] of the Dense and (transposed) convolution layers.
+
+    FLOPs = 2 x multiply-adds of the layer as Keras defines it; batch norm,
+    activations and bias adds are left out (a few % at most here).
+    """
+    import keras
+
+    costs = []
+    for layer in network.layers:
+        if isinstance(layer, keras.layers.Dense):
+            costs.append((2 * layer.kernel.shape[0] * layer.kernel.shape[1], {"kind": "dense"}))
+        elif isinstance(layer, (keras.layers.Conv2DTranspose, keras.layers.Conv2D)):
+            transposed = isinstance(layer, keras.layers.Conv2DTranspose)
+            kh, kw = layer.kernel.shape[:2]
+            cin, cout = (layer.kernel.shape[3], layer.kernel.shape[2]) if transposed else layer.kernel.shape[2:]
+            _, h_in, w_in, _ = layer.input.shape
+            _, h_out, w_out, _ = layer.output.shape
+            positions = h_in * w_in if transposed else h_out * w_out
+            costs.append((
+                2 * kh * kw * cin * cout * positions,
+                {"kind": "conv_transpose" if transposed else "conv", "kernel": int(kh), "cin": int(cin),
+                 "cout": int(cout), "input": [int(h_in), int(w_in)]},
+            ))
+    return costs
 
 
 def keras_half(model):
@@ -84,45 +136,22 @@ def keras_half(model):
     return keras.Model(z, images, name=f"{model.name}_half")
 
 
-def flops_per_image(network):
-    """Multiply-adds x 2 of the Dense and (transposed) convolution layers, per image.
-
-    Batch norm, activations and bias adds are left out (a few % at most here).
-    """
-    import keras
-
-    total = 0
-    for layer in network.layers:
-        if isinstance(layer, keras.Model):
-            total += flops_per_image(layer)
-        elif isinstance(layer, keras.layers.Dense):
-            total += 2 * layer.kernel.shape[0] * layer.kernel.shape[1]
-        elif isinstance(layer, keras.layers.Conv2DTranspose):
-            kh, kw, cout, cin = layer.kernel.shape
-            _, h_in, w_in, _ = layer.input.shape
-            total += 2 * kh * kw * cin * cout * h_in * w_in
-        elif isinstance(layer, keras.layers.Conv2D):
-            kh, kw, cin, cout = layer.kernel.shape
-            _, h_out, w_out, _ = layer.output.shape
-            total += 2 * kh * kw * cin * cout * h_out * w_out
-    return int(total)
-
-
 # -- the exported artifacts -----------------------------------------------------------
 
+
 def export_all(name, model, directory):
-    """SavedModel, ONNX fp32 and fp16 through `export`, and an int8 QDQ model
-    quantised statically from the fp32 file with onnxruntime's tools."""
+    """SavedModel, ONNX fp32 and fp16 through `export`, and an int8 QDQ model quantised from the fp32 file."""
     import export
 
-    paths, parity = {}, {}
-    saved = export.to_saved_model(model, os.path.join(directory, f"{name}_savedmodel"))
-    paths["saved_model"], parity["saved_model"] = saved.path, saved.max_abs_error
+    paths, meta = {}, {}
+    saved = export.to_saved_model(model, os.path.join(directory, f"{name}_savedmodel"), allow_untrained=True)
+    paths["saved_model"] = saved.path
     for precision in ("fp32", "fp16"):
-        result = export.to_onnx(model, os.path.join(directory, f"{name}_{precision}.onnx"), precision=precision)
-        paths[f"ort_{precision}"], parity[f"ort_{precision}"] = result.path, result.max_abs_error
+        result = export.to_onnx(model, os.path.join(directory, f"{name}_{precision}.onnx"), precision=precision, allow_untrained=True)
+        paths[f"ort_{precision}"] = result.path
+        meta[f"ort_{precision}"] = {"export_parity": result.max_abs_error, "graph_rewrites": result.metadata["graph_rewrites"]}
     paths["ort_int8"] = quantize_int8(paths["ort_fp32"], os.path.join(directory, f"{name}_int8.onnx"), model.latent_dim)
-    return paths, parity
+    return paths, meta
 
 
 def quantize_int8(fp32_path, int8_path, latent_dim):
@@ -132,7 +161,7 @@ def quantize_int8(fp32_path, int8_path, latent_dim):
     class Latents(CalibrationDataReader):
         def __init__(self):
             rng = np.random.default_rng(1)
-            self.batches = iter([{"z": rng.standard_normal((32, latent_dim)).astype(np.float32)} for _ in range(16)])
+            self.batches = iter([{"z": rng.standard_normal((32, latent_dim)).astype(np.float32)} for _ in range(8)])
 
         def get_next(self):
             return next(self.batches, None)
@@ -146,39 +175,22 @@ def quantize_int8(fp32_path, int8_path, latent_dim):
     return int8_path
 
 
-def ort_session(path, device, threads=None):
+def ort_session(path_or_bytes, threads):
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.intra_op_num_threads = threads or os.cpu_count()
+    options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if device == "gpu" else ["CPUExecutionProvider"]
-    return ort.InferenceSession(path, options, providers=providers)
+    return ort.InferenceSession(path_or_bytes, options, providers=["CPUExecutionProvider"])
 
 
-def ort_runner(session, device):
-    if device != "gpu":
-        return lambda z: session.run(["images"], {"z": z})[0]
-
-    def run_bound(z):
-        # IOBinding: the output stays on the GPU until the one copy back.
-        binding = session.io_binding()
-        binding.bind_cpu_input("z", z)
-        binding.bind_output("images", "cuda")
-        session.run_with_iobinding(binding)
-        return binding.copy_outputs_to_cpu()[0]
-
-    return run_bound
-
-
-def runners(model, paths, device):
+def runners(model, paths):
     import tensorflow as tf
 
     half = keras_half(model)
-    latent_dim = model.latent_dim
-    fn = tf.function(lambda z: half(z, training=False), input_signature=[tf.TensorSpec([None, latent_dim], tf.float32, name="z")])
+    spec = tf.TensorSpec([None, model.latent_dim], tf.float32, name="z")
+    fn = tf.function(lambda z: half(z, training=False), input_signature=[spec])
     serving = tf.saved_model.load(paths["saved_model"]).signatures["serving_default"]
     out = {
         "keras_predict": {"default": lambda z: half.predict(z, batch_size=len(z), verbose=0)},
@@ -186,150 +198,268 @@ def runners(model, paths, device):
         "saved_model": {"default": lambda z: serving(z=tf.constant(z))["images"].numpy()},
     }
     # onnxruntime's thread count is a deployment choice: one thread avoids the
-    # pool's hand-off at batch 1, all cores win on large batches. Both are timed.
-    thread_counts = sorted({1, os.cpu_count()}) if device == "cpu" else [None]
+    # pool's hand-off on small batches, all cores win on large ones. Both are timed.
     for key in ("ort_fp32", "ort_fp16", "ort_int8"):
-        out[key] = {
-            f"threads={n or 'default'}": ort_runner(ort_session(paths[key], device, n), device) for n in thread_counts
-        }
+        out[key] = {}
+        for n in sorted({1, os.cpu_count()}):
+            session = ort_session(paths[key], n)
+            out[key][f"threads={n}"] = lambda z, s=session: s.run(["images"], {"z": z})[0]
     return half, out
 
 
-# -- the ceiling ----------------------------------------------------------------------
-
-def gemm_ceiling(device="cpu"):
-    """Best float32 GEMM rate (GFLOP/s) of numpy, TensorFlow and onnxruntime, over square sizes."""
-    best, rates = 0.0, {}
-    for n in GEMM_SIZES:
-        rate, per_library = _gemm_rates(n, device)
-        rates[n] = per_library
-        best = max(best, rate)
-    return best, rates
+# -- the ceilings ----------------------------------------------------------------------
 
 
-def _gemm_rates(n, device):
-    import onnx
+def conv_ceiling(layer, batch=CEILING_BATCH, min_seconds=1.0):
+    """Best GFLOP/s of TensorFlow and onnxruntime on one stride-1 'same' convolution shaped like `layer`."""
     import tensorflow as tf
     from onnx import TensorProto, helper, numpy_helper
 
+    k, cin, cout, (h, w) = layer["kernel"], layer["cin"], layer["cout"], layer["input"]
     rng = np.random.default_rng(0)
-    a = rng.standard_normal((n, n)).astype(np.float32)
-    b = rng.standard_normal((n, n)).astype(np.float32)
-    flops = 2.0 * n**3
+    x = rng.standard_normal((batch, h, w, cin)).astype(np.float32)
+    kernel = (0.05 * rng.standard_normal((k, k, cin, cout))).astype(np.float32)
+    flops = 2.0 * k * k * cin * cout * h * w * batch
     rates = {}
-    # A ceiling is the best the machine does, so each library is credited with its fastest call.
-    rates["numpy"] = flops / min(time_calls(lambda: a @ b, min_calls=5, min_seconds=1.0)) / 1e9
-    ta, tb = tf.constant(a), tf.constant(b)
-    rates["tensorflow"] = flops / min(time_calls(lambda: tf.linalg.matmul(ta, tb).numpy(), min_calls=5, min_seconds=1.0)) / 1e9
+    tx, tk = tf.constant(x), tf.constant(kernel)
+    conv = tf.function(lambda a: tf.nn.conv2d(a, tk, strides=1, padding="SAME"))
+    rates["tensorflow"] = flops / min(time_calls(lambda: conv(tx).numpy(), min_calls=5, min_seconds=min_seconds)) / 1e9
+    pad = (k - 1) // 2
     graph = helper.make_graph(
-        [helper.make_node("MatMul", ["a", "b"], ["c"])], "gemm",
-        [helper.make_tensor_value_info("a", TensorProto.FLOAT, [n, n])],
-        [helper.make_tensor_value_info("c", TensorProto.FLOAT, [n, n])],
-        initializer=[numpy_helper.from_array(b, "b")],
+        [helper.make_node("Conv", ["x", "k"], ["y"], kernel_shape=[k, k], pads=[pad, pad, k - 1 - pad, k - 1 - pad])],
+        "conv",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, cin, h, w])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [batch, cout, h, w])],
+        initializer=[numpy_helper.from_array(np.ascontiguousarray(kernel.transpose(3, 2, 0, 1)), "k")],
     )
     proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    with tempfile.NamedTemporaryFile(suffix=".onnx", delete=False) as f:
-        onnx.save(proto, f.name)
-    session = ort_session(f.name, device)
-    rates["onnxruntime"] = flops / min(time_calls(lambda: session.run(["c"], {"a": a}), min_calls=5, min_seconds=1.0)) / 1e9
-    os.remove(f.name)
+    session = ort_session(proto.SerializeToString(), os.cpu_count())
+    nchw = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+    rates["onnxruntime"] = flops / min(time_calls(lambda: session.run(["y"], {"x": nchw}), min_calls=5, min_seconds=min_seconds)) / 1e9
     return max(rates.values()), rates
+
+
+def gemm_rates(n=GEMM_SIZE, min_seconds=1.0):
+    """float32 square GEMM GFLOP/s of numpy and TensorFlow (reference only)."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    a, b = (rng.standard_normal((n, n)).astype(np.float32) for _ in range(2))
+    ta, tb = tf.constant(a), tf.constant(b)
+    flops = 2.0 * n**3
+    return {
+        "numpy": flops / min(time_calls(lambda: a @ b, min_calls=3, min_seconds=min_seconds)) / 1e9,
+        "tensorflow": flops / min(time_calls(lambda: tf.linalg.matmul(ta, tb).numpy(), min_calls=3, min_seconds=min_seconds)) / 1e9,
+    }
+
+
+# -- int8: offered only if users would not see the difference --------------------------------
+
+INT8_SAMPLES = 10_000
+INT8_FID_BAR = 0.05
+
+
+def int8_quality(epochs=1, directory=None):
+    """Domain FID of 10,000 samples of a DCGAN trained on MNIST, its ONNX fp32 file against the int8 file
+    quantised from it, on the same latents (zoo.evaluate's metric, the run's classifier); plus int8 / fp32 speed.
+
+    Returns a dict; `offer_int8` is True only when the int8 FID is within 5% of fp32's and int8 is faster.
+    """
+    import keras
+
+    import export
+    import zoo
+    from zoo import classifier as classifier_module
+    from zoo import data
+    from zoo import evaluate
+
+    if not SHARED_MNIST.is_dir():
+        raise SystemExit(f"--int8-fid needs MNIST at {SHARED_MNIST}.")
+    source = f"idx:{SHARED_MNIST}"
+    train, test = data.arrays(source, split="train"), data.arrays(source, split="test")
+    keras.utils.set_random_seed(0)
+    gan = zoo.DCGAN((28, 28, 1), latent_dim=100, seed=0)
+    gan.compile_default()
+    start = time.perf_counter()
+    gan.fit(train[0], epochs=epochs, batch_size=128, verbose=0)
+    fit_seconds = time.perf_counter() - start
+    clf = classifier_module.load_or_train("mnist", train, test)
+    with tempfile.TemporaryDirectory(dir=directory) as tmp:
+        fp32 = export.to_onnx(gan, os.path.join(tmp, "dcgan.onnx")).path
+        int8 = quantize_int8(fp32, os.path.join(tmp, "dcgan_int8.onnx"), gan.latent_dim)
+        z = np.random.default_rng(0).standard_normal((INT8_SAMPLES, gan.latent_dim)).astype(np.float32)
+        fids, speeds = {}, {}
+        for key, path in (("fp32", fp32), ("int8", int8)):
+            session = ort_session(path, os.cpu_count())
+            images = np.concatenate([session.run(["images"], {"z": z[i : i + 1000]})[0] for i in range(0, len(z), 1000)])
+            fids[key] = evaluate.sample_quality(clf, images, test[0])["domain_fid"]
+            times = time_calls(lambda s=session: s.run(["images"], {"z": z[:1024]}), min_calls=5, max_calls=20, min_seconds=3.0, warmup=1)
+            speeds[key] = 1024 / median(times)
+    relative = fids["int8"] / fids["fp32"] - 1.0
+    faster = speeds["int8"] / speeds["fp32"]
+    return {
+        "model": "DCGAN 28x28x1, MNIST", "epochs": epochs, "fit_seconds": fit_seconds, "samples": INT8_SAMPLES,
+        "classifier_test_accuracy": clf.test_accuracy, "domain_fid": fids, "int8_fid_relative_change": relative,
+        "images_per_s_batch1024": speeds, "int8_over_fp32": faster,
+        "offer_int8": bool(abs(relative) <= INT8_FID_BAR and faster > 1.0),
+        "rule": "int8 is offered only if its domain FID (10,000 samples) is within 5% of fp32's and it is faster",
+    }
 
 
 # -- the run ----------------------------------------------------------------------------
 
+
+def timed(fn, batch, quick):
+    """Per-call seconds in steady state; fewer calls for the slow big batches."""
+    if batch >= 1024:
+        return time_calls(fn, min_calls=3, max_calls=20, min_seconds=1.0 if quick else 4.0, warmup=1)
+    return time_calls(fn, min_calls=10, max_calls=300, min_seconds=0.2 if quick else 1.5, warmup=3)
+
+
+def measure(name, cls, kwargs, batches, quick, directory):
+    model = random_model(cls, kwargs)
+    costs = layer_costs(generative_network(model))
+    flops = int(sum(c for c, _ in costs))
+    largest = max((c for c in costs if c[1]["kind"] != "dense"), key=lambda c: c[0])[1]
+    ceiling, ceiling_rates = conv_ceiling(largest, min_seconds=0.3 if quick else 1.5)
+    paths, meta = export_all(name, model, directory)
+    half, run = runners(model, paths)
+    probe = np.random.default_rng(2).standard_normal((64, model.latent_dim)).astype(np.float32)
+    reference = half.predict(probe, verbose=0)
+    parity = {}
+    for key, variants in run.items():
+        diff = np.abs(next(iter(variants.values()))(probe) - reference)
+        parity[key] = {"max_abs": float(diff.max()), "mean_abs": float(diff.mean())}
+    records = []
+    for batch in batches:
+        z = np.random.default_rng(batch).standard_normal((batch, model.latent_dim)).astype(np.float32)
+        for method, variants in run.items():
+            times = {setting: timed(lambda fn=fn: fn(z), batch, quick) for setting, fn in variants.items()}
+            # Steady state: the median call, so a stray scheduler hiccup does not count.
+            setting, best = min(times.items(), key=lambda item: median(item[1]))
+            ips = batch / median(best)
+            records.append({
+                "model": name, "batch": batch, "method": method, "setting": setting, "calls": len(best),
+                "p50_ms_by_setting": {k: 1e3 * percentile(v, 50) for k, v in times.items()},
+                "images_per_s": ips, "p50_ms": 1e3 * percentile(best, 50), "p99_ms": 1e3 * percentile(best, 99),
+                "gflops_per_s": flops * ips / 1e9, "fraction_of_ceiling": flops * ips / 1e9 / ceiling,
+            })
+            print(f"  {name} batch {batch} {method} ({setting}): {ips:,.0f} images/s", flush=True)
+    return {
+        "model": name, "config": {"class": cls.__name__, **{k: list(v) if isinstance(v, tuple) else v for k, v in kwargs.items()}},
+        "flops_per_image": flops, "largest_layer": largest,
+        "conv_ceiling_gflops": ceiling, "conv_ceiling_rates": ceiling_rates,
+        "parity_vs_keras": parity, "onnx_export": meta, "results": records,
+    }
+
+
+def targets_of(run):
+    def rec(batch, method):
+        return next(r for r in run["results"] if (r["batch"], r["method"]) == (batch, method))
+
+    batches = sorted({r["batch"] for r in run["results"]})
+    ratios = {b: rec(b, "ort_fp32")["images_per_s"] / rec(b, "saved_model")["images_per_s"] for b in batches}
+    within = [m for m in ("ort_fp32", "ort_fp16", "ort_int8") if run["parity_vs_keras"][m]["max_abs"] <= PARITY[m]]
+    top = max((rec(batches[-1], m) for m in within), key=lambda r: r["images_per_s"])
+    return {
+        "ort_fp32_over_saved_model": ratios,
+        "met_ort_at_least_saved_model": all(r >= 1.0 for r in ratios.values()),
+        "largest_batch": batches[-1],
+        "best_ort_method_at_largest_batch": top["method"],
+        "best_ort_fraction_of_ceiling": top["fraction_of_ceiling"],
+        "met_90_percent_of_ceiling": top["fraction_of_ceiling"] >= 0.9,
+        "int8_over_fp32_at_largest_batch": rec(batches[-1], "ort_int8")["images_per_s"] / rec(batches[-1], "ort_fp32")["images_per_s"],
+    }
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="tiny training and short timings (smoke run)")
-    parser.add_argument("--device", choices=["cpu", "gpu"], default="cpu")
+    parser.add_argument("--quick", action="store_true", help="batches 1/16/64, short timings (smoke run)")
+    parser.add_argument("--models", default="dcgan28,vae28,dcgan32,dcgan64", help="comma-separated subset")
     parser.add_argument("--out", default=str(RESULTS / "generate_speed.json"))
+    parser.add_argument("--int8-fid", action="store_true",
+                        help="only the int8 quality check: train a DCGAN on ../shared MNIST, domain FID of fp32 vs int8 ONNX")
     args = parser.parse_args()
 
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-    import tensorflow as tf
-
-    if args.device == "gpu":
-        import onnxruntime as ort
-
-        if not tf.config.list_physical_devices("GPU") and "CUDAExecutionProvider" not in ort.get_available_providers():
-            raise SystemExit("--device gpu: neither TensorFlow nor onnxruntime sees a GPU here (install onnxruntime-gpu / a CUDA TensorFlow).")
-    min_seconds = 0.3 if args.quick else 1.5
-
-    models, training = trained_models(n_images=2048 if args.quick else 60000, epochs=1)
-    ceiling, ceilings = gemm_ceiling(device=args.device)
-    rows, records, parities = [], [], {}
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    known = generators()
+    names = [n for n in args.models.split(",") if n]
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise SystemExit(f"--models: unknown {', '.join(unknown)}; choose from {', '.join(known)}.")
+    if args.int8_fid:
+        load_before = os.getloadavg()
+        result = int8_quality(epochs=1)
+        result.update(load_average_1_5_15={"before": load_before, "after": os.getloadavg()}, machine=machine("cpu"),
+                      versions=versions("tensorflow", "keras", "onnxruntime", "onnx", "tf2onnx"), date=time.strftime("%Y-%m-%d"))
+        path = write_json(result, RESULTS / "generate_int8_quality.json")
+        print(f"domain FID fp32 {result['domain_fid']['fp32']:.2f}, int8 {result['domain_fid']['int8']:.2f} "
+              f"({100 * result['int8_fid_relative_change']:+.1f}%; bar 5%); int8 / fp32 speed at batch 1024 "
+              f"{result['int8_over_fp32']:.2f}x; offer int8: {result['offer_int8']}\nwrote {path}")
+        return
+    batches = QUICK_BATCHES if args.quick else BATCHES
+    load_before = os.getloadavg()
+    started = time.time()
+    gemm = gemm_rates(min_seconds=0.3 if args.quick else 1.0)
+    runs = []
     with tempfile.TemporaryDirectory() as directory:
-        for name, model in models.items():
-            probe = np.random.default_rng(2).standard_normal((64, model.latent_dim)).astype(np.float32)
-            paths, parity = export_all(name, model, directory)
-            half, run = runners(model, paths, args.device)
-            reference = half.predict(probe, verbose=0)
-            for key, variants in run.items():
-                diff = np.abs(next(iter(variants.values()))(probe) - reference)
-                parity[key] = {"max_abs": float(diff.max()), "mean_abs": float(diff.mean())}
-            parities[name] = {"parity_vs_keras": parity, "files_bytes": {k: _files.size_bytes(p) for k, p in paths.items()}}
-            flops = flops_per_image(half)
-            for batch in BATCHES:
-                z = np.random.default_rng(batch).standard_normal((batch, model.latent_dim)).astype(np.float32)
-                for method, variants in run.items():
-                    timed = {
-                        setting: time_calls(lambda: fn(z), min_calls=5 if batch == 1024 else 20, min_seconds=min_seconds)
-                        for setting, fn in variants.items()
-                    }
-                    # Steady state: the median call, so a stray scheduler hiccup does not count.
-                    setting, times = min(timed.items(), key=lambda item: median(item[1]))
-                    ips = batch / median(times)
-                    gflops = flops * ips / 1e9
-                    record = {
-                        "model": name, "batch": batch, "method": method, "setting": setting, "calls": len(times),
-                        "p50_ms_by_setting": {k: 1e3 * percentile(v, 50) for k, v in timed.items()},
-                        "images_per_s": ips, "p50_ms": 1e3 * percentile(times, 50), "p99_ms": 1e3 * percentile(times, 99),
-                        "flops_per_image": flops, "gflops_per_s": gflops, "fraction_of_gemm_ceiling": gflops / ceiling,
-                    }
-                    records.append(record)
-                    rows.append([name, batch, method if setting == "default" else f"{method} ({setting})", f"{ips:,.0f}", f"{record['p50_ms']:.2f}", f"{record['p99_ms']:.2f}",
-                                 f"{gflops:.1f}", f"{100 * gflops / ceiling:.0f}%"])
-
-    def best(name, batch, method):
-        return next(r for r in records if (r["model"], r["batch"], r["method"]) == (name, batch, method))
-
-    targets = {}
-    for name in models:
-        ort_vs_saved = best(name, 1, "ort_fp32")["images_per_s"] / best(name, 1, "saved_model")["images_per_s"]
-        ort_1024 = max(
-            (best(name, 1024, m) for m in ("ort_fp32", "ort_fp16", "ort_int8")
-             if parities[name]["parity_vs_keras"][m]["max_abs"] <= (1e-5 if m == "ort_fp32" else 1e-2)),
-            key=lambda r: r["gflops_per_s"],
-        )
-        targets[name] = {
-            "ort_fp32_over_saved_model_batch1": ort_vs_saved, "target_ort_over_saved_model": 4.0,
-            "met_ort_over_saved_model": ort_vs_saved >= 4.0,
-            "best_ort_fraction_of_ceiling_batch1024": ort_1024["fraction_of_gemm_ceiling"],
-            "best_ort_method_batch1024": ort_1024["method"], "target_fraction_of_ceiling": 0.9,
-            "met_fraction_of_ceiling": ort_1024["fraction_of_gemm_ceiling"] >= 0.9,
-        }
-
+        for name in names:
+            cls, kwargs = known[name]
+            runs.append(measure(name, cls, kwargs, batches, args.quick, directory))
+    for run in runs:
+        run["targets"] = targets_of(run)
+    load_after = os.getloadavg()
     report = {
-        "benchmark": "generate_speed", "quick": args.quick, "machine": machine(args.device),
+        "benchmark": "generate_speed", "quick": args.quick, "machine": machine("cpu"),
         "versions": versions("tensorflow", "keras", "onnxruntime", "onnx", "tf2onnx", "numpy"),
-        "training": training, "gemm_ceiling_gflops": ceiling, "gemm_rates_gflops": ceilings,
-        "artifacts": parities, "results": records, "targets": targets,
+        "load_average_1_5_15": {"before": load_before, "after": load_after},
+        "seconds": time.time() - started,
+        "ceiling_method": (
+            "per generator: best GFLOP/s of TensorFlow tf.nn.conv2d (NHWC) and onnxruntime Conv (NCHW, ORT_ENABLE_ALL), "
+            f"all cores, on one stride-1 'same' convolution with the kernel, channels and input size of the generator's "
+            f"largest layer, batch {CEILING_BATCH}"
+        ),
+        "gemm_reference_gflops": {"n": GEMM_SIZE, **gemm},
+        "flops": "2 x multiply-adds of the Keras Dense/Conv2D/Conv2DTranspose layers per image (not of rewritten forms)",
+        "generators": runs,
         "date": time.strftime("%Y-%m-%d"),
     }
     path = write_json(report, args.out)
 
-    print(f"\nGEMM ceiling (fp32, best of numpy/TF/onnxruntime over n = {', '.join(map(str, GEMM_SIZES))}): {ceiling:.1f} GFLOP/s; "
-          + "; ".join(f"n={n}: " + ", ".join(f"{k} {v:.1f}" for k, v in r.items()) for n, r in ceilings.items()))
-    for name in models:
-        par = parities[name]["parity_vs_keras"]
-        print(f"{name}: parity max-abs vs Keras: " + ", ".join(f"{k} {v['max_abs']:.1e}" for k, v in par.items()))
-        t = targets[name]
-        print(f"{name}: ORT fp32 / SavedModel at batch 1 = {t['ort_fp32_over_saved_model_batch1']:.1f}x (target 4x); "
-              f"best ORT at batch 1024 = {100 * t['best_ort_fraction_of_ceiling_batch1024']:.0f}% of the ceiling "
-              f"({t['best_ort_method_batch1024']}, target 90%)")
+    print(f"\nload average (1, 5, 15 min): before {', '.join(f'{v:.2f}' for v in load_before)}; after {', '.join(f'{v:.2f}' for v in load_after)}")
+    print(f"square GEMM n={GEMM_SIZE} (reference): " + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in gemm.items()))
+    for run in runs:
+        t, lay = run["targets"], run["largest_layer"]
+        print(
+            f"{run['model']}: {run['flops_per_image'] / 1e6:.1f} MFLOP/image; conv ceiling {run['conv_ceiling_gflops']:.0f} GFLOP/s "
+            f"({lay['kernel']}x{lay['kernel']} {lay['cin']}->{lay['cout']} on {lay['input'][0]}x{lay['input'][1]}: "
+            + ", ".join(f"{k} {v:.0f}" for k, v in run["conv_ceiling_rates"].items()) + "); parity max-abs vs Keras: "
+            + ", ".join(f"{k} {v['max_abs']:.0e}" for k, v in run["parity_vs_keras"].items() if k.startswith("ort"))
+        )
+        print(
+            f"  ORT fp32 / SavedModel: " + ", ".join(f"batch {b} {r:.2f}x" for b, r in t["ort_fp32_over_saved_model"].items())
+            + f" (target >= 1: {'met' if t['met_ort_at_least_saved_model'] else 'NOT met'}); best ORT at batch {t['largest_batch']}: "
+            f"{100 * t['best_ort_fraction_of_ceiling']:.0f}% of the ceiling ({t['best_ort_method_at_largest_batch']}; target 90%: "
+            f"{'met' if t['met_90_percent_of_ceiling'] else 'NOT met'}); int8 / fp32 {t['int8_over_fp32_at_largest_batch']:.2f}x"
+        )
     print(f"wrote {path}")
-    print_table(["model", "batch", "method", "images/s", "p50 ms", "p99 ms", "GFLOP/s", "of GEMM"], rows,
-                title=f"Generation speed ({machine(args.device)['cpu']}, {os.cpu_count()} cores, {args.device})")
+    rows = []
+    for run in runs:
+        for batch in batches:
+            by = {r["method"]: r for r in run["results"] if r["batch"] == batch}
+            fp32 = by["ort_fp32"]
+            rows.append(
+                [run["model"], batch, *(f"{by[m]['images_per_s']:,.0f}" for m in METHODS),
+                 f"{fp32['images_per_s'] / by['saved_model']['images_per_s']:.2f}x",
+                 f"{fp32['p50_ms']:.2f} / {fp32['p99_ms']:.2f}", f"{fp32['gflops_per_s']:.0f}", f"{100 * fp32['fraction_of_ceiling']:.0f}%"]
+            )
+    print_table(
+        ["model", "batch", "Keras predict", "tf.function", "SavedModel", "ORT fp32", "ORT fp16", "ORT int8",
+         "ORT fp32 / SavedModel", "ORT fp32 p50 / p99 ms", "ORT fp32 GFLOP/s", "of ceiling"],
+        rows,
+        title=f"Generation, images/s ({report['machine']['cpu']}, {os.cpu_count()} cores; load average {load_before[0]:.1f} -> {load_after[0]:.1f})",
+    )
 
 
 if __name__ == "__main__":
