@@ -4,6 +4,7 @@ user's), `zoo generate` never replaces a directory with its PNG, and a
 training that diverges is stopped and never saved over a good model or
 checkpoint. Real subprocesses of the CLI on real files; no mocks."""
 
+import json
 import math
 import os
 import shutil
@@ -285,7 +286,6 @@ def test_temporary_files_of_a_killed_save_are_cleaned_on_the_next_start(old_run)
 
 
 def test_export_names_its_files_from_the_model_never_from_config_json(trained, tmp_path):
-    import json
 
     run = tmp_path / "run"
     shutil.copytree(trained["dcgan"], run)
@@ -297,3 +297,48 @@ def test_export_names_its_files_from_the_model_never_from_config_json(trained, t
     assert done.returncode == 0, done.stderr[-3000:]
     assert sorted(os.listdir(run / "export")) == ["dcgan.onnx", "export.json"]
     assert not list(tmp_path.parent.rglob("escaped*"))
+
+
+# 5. A resumed run is the run it continues ------------------------------------------------------------------------
+
+def _weights(run_dir):
+    model = keras.saving.load_model(Path(run_dir) / "model.keras")
+    return [keras.ops.convert_to_numpy(v) for v in model.weights]
+
+
+@pytest.mark.parametrize("model, backend", [("vae", "tensorflow"), ("dcgan", "jax"), ("dae", "torch")])
+def test_a_run_killed_mid_epoch_and_resumed_ends_bit_equal_to_the_uninterrupted_run(tmp_path, model, backend):
+    """Data order, dynamic binarisation and the model's sampling noise continue where they stopped.
+
+    The run is killed with SIGKILL (no handler runs) while it trains a later epoch; `--resume`
+    goes back to the last saved epoch and must then see the same batches and draw the same noise
+    as the run that was never stopped: every weight equal, bit for bit."""
+    import signal
+    import time
+
+    epochs = 4
+    # No KERAS_BACKEND: the resume below must pick the run's own backend by itself.
+    env = {key: value for key, value in QUIET.items() if key != "KERAS_BACKEND"}
+    args = ["train", model, "--backend", backend, "--dataset", "digits", "--take", "192", "--batch-size", "8",
+            "--no-validation", "--log-every", "0", "--seed", "7", "--epochs", epochs]
+    straight = subprocess.Popen(zoo_command(*args, "--out", tmp_path / "straight"), cwd=REPO, env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    cut = tmp_path / "cut"
+    victim = subprocess.Popen(zoo_command(*args, "--out", cut), cwd=REPO, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    while time.time() < deadline and victim.poll() is None and not (cut / "checkpoint" / "training_metadata.json").exists():
+        time.sleep(0.05)
+    time.sleep(0.3)  # into the next epoch
+    victim.send_signal(signal.SIGKILL)
+    assert victim.wait(timeout=60) == -signal.SIGKILL, "the run ended before it could be killed"
+    from zoo.training import completed_epochs
+
+    assert 1 <= completed_epochs(cut) < epochs
+    resumed = subprocess.run(zoo_command("train", model, "--out", cut, "--epochs", epochs, "--resume"), cwd=REPO,
+                             env=env, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert [r["backend"] for r in json.loads((cut / "config.json").read_text())["resumed"]] == [backend]
+    assert straight.wait(timeout=300) == 0, straight.stderr.read()[-3000:]
+    for a, b in zip(_weights(tmp_path / "straight"), _weights(cut), strict=True):
+        np.testing.assert_array_equal(a, b)

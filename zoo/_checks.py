@@ -30,6 +30,12 @@ def positive_int(name, value):
     return int(value)
 
 
+def non_negative_int(name, value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
+        raise ValueError(f"{name}={value!r} must be an integer >= 0.")
+    return int(value)
+
+
 def positive_float(name, value):
     """A finite number > 0 (a learning rate, a scale): NaN, inf, 0 and negatives are refused."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 < value < float("inf"):

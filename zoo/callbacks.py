@@ -19,6 +19,7 @@ Then `tensorboard --logdir runs`.
 import contextlib
 import math
 import os
+import shutil
 import signal
 import threading
 import time
@@ -390,15 +391,129 @@ class StopOnNonFinite(keras.callbacks.Callback):
                 return
 
 
+def _seed_states(model):
+    """The state variables of every `keras.random.SeedGenerator` in `model` (not part of its weights)."""
+    return [v for v in model.non_trainable_variables if v.path.endswith("seed_generator_state")]
+
+
+class NoiseFromEpoch(keras.callbacks.Callback):
+    """Restart the model's training noise at every epoch from (its seed, epoch).
+
+    The sampling noise of a model (the VAE's reparameterisation, the denoising
+    AE's corruption, the DCGAN's z) comes from `keras.random.SeedGenerator`
+    states, which are not among the weights a checkpoint saves. With this
+    callback, epoch e draws the same noise whether or not the run was
+    interrupted and resumed before it (with `zoo.data.load(start_epoch=...)`
+    for the data, a resumed run is the run it continues). Each generator's
+    seed at epoch e mixes its initial seed with e (numpy's SeedSequence).
+    """
+
+    def on_train_begin(self, logs=None):
+        # The initial seeds: a model built from its config starts there, resumed or not.
+        self._seeds = [int(keras.ops.convert_to_numpy(v)[0]) for v in _seed_states(self.model)]
+
+    def on_epoch_begin(self, epoch, logs=None):
+        for variable, seed in zip(_seed_states(self.model), self._seeds):
+            mixed = int(np.random.SeedSequence([seed % 2**32, epoch]).generate_state(1)[0]) % 2**31
+            variable.assign(np.array([mixed, 0], dtype=variable.dtype))
+
+
+def file_digest(path):
+    """sha256 of a file's bytes (hex)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def checkpoint_states(backup_dir):
+    """The training states saved in `backup_dir`, newest first, each checked.
+
+    Returns [(weights_path, metadata dict or None, problem or None)] for the
+    latest and the previous (`.bkp`) pair that exist. A pair is intact (problem
+    None) when its metadata parses and names the digest of the weights file
+    beside it (metadata of an older genzoo without a digest is trusted).
+    """
+    found = []
+    for suffix in ("", ".bkp"):
+        weights = os.path.join(os.fspath(backup_dir), "latest.weights.h5" + suffix)
+        meta_path = os.path.join(os.fspath(backup_dir), "training_metadata.json" + suffix)
+        if not (os.path.exists(weights) or os.path.exists(meta_path)):
+            continue
+        meta, problem = None, None
+        try:
+            meta = files.read_json(meta_path)
+            if not isinstance(meta, dict) or not isinstance(meta.get("epoch"), int):
+                problem = f"{meta_path} holds no epoch count"
+        except ValueError as err:
+            problem = f"{meta_path} is not valid JSON ({err})"
+        if problem is None and meta is None:
+            problem = f"{meta_path} is missing"
+        elif problem is None and not os.path.exists(weights):
+            problem = f"{weights} is missing"
+        elif problem is None and "sha256" in meta and meta["sha256"] != file_digest(weights):
+            problem = f"{weights} is not the file {os.path.basename(meta_path)} was saved with (cut short or changed)"
+        found.append((weights, meta, problem))
+    return found
+
+
+def newest_intact_state(backup_dir):
+    """(weights_path, metadata) of the newest intact state in `backup_dir`, or None (see `checkpoint_states`)."""
+    for weights, meta, problem in checkpoint_states(backup_dir):
+        if problem is None:
+            return weights, meta
+    return None
+
+
 class BackupAndRestore(keras.callbacks.BackupAndRestore):
-    """`keras.callbacks.BackupAndRestore` whose saves Ctrl-C cannot cut in half,
+    """`keras.callbacks.BackupAndRestore` whose saves nothing can cut in half,
     and which never saves non-finite weights over a good checkpoint.
 
     Keras' callback saves the weights (optimizer state included; both of the
     DCGAN's optimizers) and the epoch reached, and restores them when `fit`
-    starts again. Here a Ctrl-C during a save waits until the save is done.
-    Arguments as for Keras' callback.
+    starts again. Keras writes the weights file in place and then the epoch,
+    so a kill between the two pairs one epoch's count with the next epoch's
+    weights. Here each file is written to a temporary name and renamed, the
+    metadata records the sha256 of the weights it goes with, the previous
+    pair (`double_checkpoint=True`) is replaced only once a new intact pair
+    exists, and a restore takes the newest intact pair; when none is intact
+    it raises a ValueError that names the files. A Ctrl-C or SIGTERM during
+    a save waits until the save is done. Arguments as for Keras' callback.
     """
+
+    def on_train_begin(self, logs=None):
+        states = checkpoint_states(self.backup_dir)
+        intact = newest_intact_state(self.backup_dir)
+        if intact is None:
+            if states:
+                raise ValueError(
+                    f"no intact training state in {self.backup_dir}: {'; '.join(p for _, _, p in states)}. "
+                    "Move the folder away to start again from scratch."
+                )
+            return
+        weights, meta = intact
+        if self.model.optimizer is not None and not self.model.optimizer.built:
+            self.model.optimizer.build(self.model.trainable_variables)
+        try:
+            self.model.load_weights(weights)
+        except Exception as err:  # noqa: BLE001 - h5py and Keras raise many kinds; name the file
+            raise ValueError(f"cannot restore the training state from {weights} ({type(err).__name__}: {err}).") from None
+        self.model._initial_epoch = meta["epoch"]
+
+    def _save_model(self):
+        os.makedirs(self.backup_dir, exist_ok=True)
+        states = checkpoint_states(self.backup_dir)
+        if self.double_checkpoint and states and states[0][0] == self._weights_path and states[0][2] is None:
+            # The latest intact pair becomes the previous one: weights first, then the metadata that vouches for them.
+            files.write_with(self._prev_weights_path, lambda tmp: shutil.copyfile(self._weights_path, tmp))
+            files.write_with(self._prev_training_metadata_path,
+                             lambda tmp: shutil.copyfile(self._training_metadata_path, tmp))
+        files.write_with(self._weights_path, lambda tmp: self.model.save_weights(tmp), ".weights.h5")
+        files.write_json({"epoch": self._current_epoch, "batch": self._last_batch_seen,
+                          "sha256": file_digest(self._weights_path)}, self._training_metadata_path)
 
     def on_epoch_end(self, epoch, logs=None):
         if not weights_are_finite(self.model):

@@ -84,14 +84,11 @@ def library_versions():
 
 
 def completed_epochs(out):
-    """Epochs whose training state is saved in `out/checkpoint` (0 if none)."""
-    for name in ("training_metadata.json", "training_metadata.json.bkp"):
-        try:
-            state = files.read_json(os.path.join(out, layout.CHECKPOINT, name), {}) or {}
-        except ValueError:  # cut short by a crash: the previous copy
-            continue
-        return int(state.get("epoch", 0))
-    return 0
+    """Epochs of the newest intact training state in `out/checkpoint` (0 if none)."""
+    from zoo.callbacks import newest_intact_state
+
+    state = newest_intact_state(layout.path(out, layout.CHECKPOINT))
+    return 0 if state is None else int(state[1]["epoch"])
 
 
 def _start_fresh(out, model_name, overwrite):
@@ -261,6 +258,8 @@ def _train_locked(out, model_name, spec, epochs, given, resume, overwrite, downl
             settings[key] = settings["learning_rate"]
     seed = settings["seed"]
     if seed is not None:
+        import tensorflow  # noqa: F401 - the data pipeline's; imported first so that its global seed is set too
+
         keras.utils.set_random_seed(seed)
 
     options = settings["model_options"]
@@ -268,10 +267,19 @@ def _train_locked(out, model_name, spec, epochs, given, resume, overwrite, downl
         settings["binarize"] = model_name == "vae" and options.get("likelihood", "bernoulli") == "bernoulli"
     binarize = bool(settings["binarize"])
     dataset = settings["dataset"]
+    done = completed_epochs(out) if resume else 0
+    if done > epochs:
+        raise ValueError(
+            f"{out} has already trained {done} epochs, more than --epochs {epochs}; --epochs is the total to reach: "
+            f"pass --epochs {done + 1} or more to continue it (nothing was changed)."
+        )
+    # Epoch e's order and binarisation noise depend on (seed, e) alone: a resumed run sees what the
+    # uninterrupted one would have (with no seed: tf.data's own reshuffle).
+    keyed = seed is not None
     train_ds = data.load(
         dataset, "train", settings["batch_size"], seed=seed, take=settings["take"], for_model=model_name,
         image_size=settings["image_size"], binarize=binarize, cache=settings["cache"], data_dir=settings["data_dir"],
-        download=download,
+        download=download, start_epoch=done if keyed else None,
     )
     image_shape = train_ds.image_shape
     settings["image_size"] = list(image_shape[:2])
@@ -285,12 +293,6 @@ def _train_locked(out, model_name, spec, epochs, given, resume, overwrite, downl
         model = build_model(model_name, image_shape, settings["latent_dim"], seed=seed, dtype=precision, **options)
     compile_model(model, settings["learning_rate"], settings["d_learning_rate"], settings["g_learning_rate"])
 
-    done = completed_epochs(out) if resume else 0
-    if done > epochs:
-        raise ValueError(
-            f"{out} has already trained {done} epochs, more than --epochs {epochs}; --epochs is the total to reach: "
-            f"pass --epochs {done + 1} or more to continue it (nothing was changed)."
-        )
     if config is None:
         config = {
             **settings,
@@ -322,6 +324,7 @@ def _train_locked(out, model_name, spec, epochs, given, resume, overwrite, downl
     stopper = callbacks.StopOnNonFinite()
     run_callbacks = [
         stopper,
+        callbacks.NoiseFromEpoch(),
         callbacks.TensorBoard(out, update_freq=settings["log_every"] or "epoch"),
         callbacks.ImageSummaries(out, images=held_images, seed=seed or 0),
     ]
@@ -334,7 +337,7 @@ def _train_locked(out, model_name, spec, epochs, given, resume, overwrite, downl
     ]
     try:
         model.fit(train_ds, epochs=epochs, validation_data=validation_ds, callbacks=run_callbacks, verbose=verbose,
-                  shuffle=False)  # the pipeline shuffles
+                  steps_per_epoch=train_ds.steps_per_epoch if keyed else None, shuffle=False)  # the pipeline shuffles
     except KeyboardInterrupt as err:  # Ctrl-C, or SIGTERM through the CLI ("terminated")
         saved = completed_epochs(out)
         raise Interrupted(

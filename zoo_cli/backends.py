@@ -19,6 +19,21 @@ def add_argument(parser):
     )
 
 
+def of_run(run_dir):
+    """The backend a run last trained on (its config.json: the last resume's, else its own), or None."""
+    from zoo_common import files, layout
+
+    try:
+        config = files.read_json(layout.path(run_dir, layout.CONFIG)) or {}
+    except (OSError, ValueError):
+        return None  # training reports the broken file itself
+    if not isinstance(config, dict):
+        return None
+    resumed = [r for r in config.get("resumed") or [] if isinstance(r, dict)]
+    name = (resumed[-1] if resumed else config).get("backend")
+    return name if name in BACKENDS else None
+
+
 def select(name):
     """Make `name` (or $KERAS_BACKEND when None) the Keras backend; returns its name.
 

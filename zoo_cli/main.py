@@ -2,6 +2,7 @@
 reporting errors (one line, exit code 2; Ctrl-C: 130)."""
 
 import argparse
+import os
 import signal
 import sys
 
@@ -31,7 +32,11 @@ def main(argv=None):
     previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         if hasattr(args, "backend"):
-            backends.select(args.backend)
+            name = args.backend
+            if name is None and not os.environ.get("KERAS_BACKEND") and getattr(args, "resume", False):
+                # A resumed run goes on where it trained, unless told otherwise (bit-equal only on one backend).
+                name = backends.of_run(args.out)
+            backends.select(name)
         args.run(args)
     except (ValueError, OSError) as err:
         print(f"zoo {args.command}: error: {err}", file=sys.stderr)

@@ -37,7 +37,9 @@ def add_parser(subparsers):
     p.add_argument("--epochs", type=int, default=10, help="train until this many epochs in total (default 10)")
     p.add_argument("--out", required=True, metavar="RUN_DIR", help="run directory to write")
     p.add_argument("--resume", action="store_true",
-                   help="continue the run in RUN_DIR from its last completed epoch, with its saved settings")
+                   help="continue the run in RUN_DIR from its last completed epoch, with its saved settings and on the "
+                        "backend it last trained on (unless --backend or KERAS_BACKEND says otherwise); the result is "
+                        "the run that was never interrupted, bit for bit on one backend")
     p.add_argument("--overwrite", action="store_true", help="delete a run already in RUN_DIR and start again")
     p.add_argument("--batch-size", type=int, default=None, help="default 128")
     p.add_argument("--latent-dim", type=int, default=None, help="latent/code width (default per model)")

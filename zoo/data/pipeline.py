@@ -25,7 +25,7 @@ def _describe(source_name):
 
 def load(source, split="train", batch_size=128, shuffle=True, seed=None, take=None, *, for_model=None,
          image_size=None, channels=None, binarize=None, cache=False, holdout=0.1, data_dir=None, download=True,
-         drop_remainder=False):
+         drop_remainder=False, start_epoch=None):
     """Load `source` as a batched, shuffled, prefetched tf.data.Dataset of
     `(images, labels)`: images float32 (batch, H, W, C) in [0, 1], labels
     int64 (batch,), -1 where the source has none.
@@ -66,10 +66,19 @@ def load(source, split="train", batch_size=128, shuffle=True, seed=None, take=No
             `TFDS_DATA_DIR` or `~/tensorflow_datasets`.
         download: bool. Let TFDS download a missing dataset. Defaults to True.
         drop_remainder: bool. Drop the last partial batch. Defaults to False.
+        start_epoch: int or None. None (the default): one epoch, reshuffled
+            every time it is iterated (tf.data's own per-iteration seeds).
+            An int: an endless dataset of epochs `start_epoch`,
+            `start_epoch + 1`, ..., whose order and binarisation noise
+            depend on (`seed`, epoch) alone, so a run resumed at epoch e sees
+            exactly the batches the uninterrupted run saw from epoch e on.
+            Pass `steps_per_epoch=ds.steps_per_epoch` to `fit`. Needs a seed
+            and a source of known size.
 
     The dataset carries `class_names` (list or None), `num_examples`,
-    `image_shape` and `skipped_files` (folder files that could not be read)
-    as attributes. Unreadable folder images are skipped with a warning that
+    `image_shape`, `steps_per_epoch` (batches per epoch, None if the size is
+    unknown) and `skipped_files` (folder files that could not be read) as
+    attributes. Unreadable folder images are skipped with a warning that
     counts them; a missing directory, an unknown name, a TFDS dataset that is
     neither present nor downloadable raise one ValueError or
     FileNotFoundError that says what to do.
@@ -132,40 +141,73 @@ def load(source, split="train", batch_size=128, shuffle=True, seed=None, take=No
         return image, tf.cast(label, tf.int64)
 
     n = src.num_examples
+    if start_epoch is not None:
+        start_epoch = _checks.non_negative_int("start_epoch", start_epoch)
+        if seed is None or not n:
+            raise ValueError("start_epoch needs a seed and a source of known size (epochs are keyed by both).")
     shuffle_items = shuffle and src.in_memory and not cache
-    ds = src.items
-    if shuffle_items:
-        ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)
-    ds = ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
-    bytes_per_image = size[0] * size[1] * channels * ds.element_spec[0].dtype.size
+    bytes_per_image = size[0] * size[1] * channels * src.items.map(prepare).element_spec[0].dtype.size
     decoded_buffer = max(1, min(n or 10_000, _SHUFFLE_BYTES // bytes_per_image))
+    prepared = src.items if shuffle_items else src.items.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
     if cache:
-        ds = ds.cache("" if cache is True else f"{cache}-{re.sub(r'[^A-Za-z0-9_.-]', '_', split)}")
-    if shuffle and not shuffle_items:
-        ds = ds.shuffle(decoded_buffer, seed=seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+        prepared = prepared.cache("" if cache is True else f"{cache}-{re.sub(r'[^A-Za-z0-9_.-]', '_', split)}")
 
     def to_float(images, labels):
         if images.dtype == tf.uint8:
             images = tf.cast(images, tf.float32) / 255.0
         return images, labels
 
-    if binarize:
-        noise = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+    def binarized(images, labels, key):
+        uniform = tf.random.stateless_uniform(tf.shape(images), seed=key)
+        return tf.cast(uniform < images, tf.float32), labels
 
-        def sample_pixels(batch, draw):
-            images, labels = to_float(*batch)
-            uniform = tf.random.stateless_uniform(tf.shape(images), seed=tf.stack([draw, tf.constant(0, tf.int64)]))
-            return tf.cast(uniform < images, tf.float32), labels
+    def keyed_shuffle(ds, block, key):
+        """Shuffle within consecutive blocks of `block` elements, each block by a stateless permutation of (key, block
+        index): the order depends on the key alone (tf.data's own shuffle also depends on TensorFlow's global seed and
+        on how often the dataset was iterated). One block holds the whole of an in-memory source."""
+        def permuted(index, elements):
+            order = tf.random.experimental.stateless_shuffle(tf.range(tf.shape(elements[0])[0]),
+                                                             seed=tf.stack([key, index]))
+            return tf.data.Dataset.from_tensor_slices(tuple(tf.gather(t, order) for t in elements))
 
-        ds = tf.data.Dataset.zip((ds, noise)).map(sample_pixels, num_parallel_calls=tf.data.AUTOTUNE)
+        return ds.batch(block).enumerate().flat_map(permuted)
+
+    def one_epoch(key=None):
+        """One pass over the data as float batches (not yet binarised), shuffled by tf.data or, given `key`, by it."""
+        ds = prepared
+        if shuffle:
+            block = n if shuffle_items else decoded_buffer
+            if key is None:
+                ds = ds.shuffle(block, seed=seed, reshuffle_each_iteration=True)
+            else:
+                ds = keyed_shuffle(ds, block, key)
+        if shuffle_items:
+            ds = ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
+        return ds.batch(batch_size, drop_remainder=drop_remainder).map(to_float, num_parallel_calls=tf.data.AUTOTUNE)
+
+    if start_epoch is None:
+        ds = one_epoch()
+        if binarize:
+            draws = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+            ds = tf.data.Dataset.zip((ds, draws)).map(
+                lambda batch, draw: binarized(*batch, tf.stack([draw, tf.constant(0, tf.int64)])),
+                num_parallel_calls=tf.data.AUTOTUNE)
     else:
-        ds = ds.map(to_float, num_parallel_calls=tf.data.AUTOTUNE)
+        def keyed_epoch(epoch):
+            key = tf.constant(seed, tf.int64) * 1_000_003 + epoch  # this epoch's order and noise
+            ds = one_epoch(key)
+            if binarize:
+                ds = ds.enumerate().map(lambda step, batch: binarized(*batch, tf.stack([key, step])),
+                                        num_parallel_calls=tf.data.AUTOTUNE)
+            return ds
+
+        ds = tf.data.Dataset.range(start_epoch, 2**62).flat_map(keyed_epoch)
     ds = ds.prefetch(tf.data.AUTOTUNE)
     ds.class_names = src.class_names
     ds.num_examples = n
     ds.image_shape = (*size, channels)
     ds.skipped_files = src.skipped_files
+    ds.steps_per_epoch = (n // batch_size if drop_remainder else -(-n // batch_size)) if n else None
     return ds
 
 
