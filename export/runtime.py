@@ -13,6 +13,13 @@ from zoo_common import grid as _grid
 from export import metadata as _metadata
 from zoo_common.latents import interpolate_latents
 
+# The default chunk of `generate`/`sample`/`iter_samples`: as many images as
+# keep one onnxruntime call's output within CHUNK_BYTES, at most MAX_CHUNK
+# (larger batches are no faster on a CPU, and the activations inside the
+# generator are a few times the output).
+CHUNK_BYTES = 16 * 2**20
+MAX_CHUNK = 1024
+
 _PROVIDER_ALIASES = {"cpu": ["CPUExecutionProvider"], "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"]}
 
 
@@ -38,6 +45,12 @@ def _resolve_providers(providers):
             f"onnxruntime has no {', '.join(missing)} here; available: {', '.join(available)}.{hint}"
         )
     return providers
+
+
+def _check_count(n):
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"n={n!r} must be an integer >= 1.")
+    return int(n)
 
 
 class OnnxGenerator:
@@ -129,34 +142,72 @@ class OnnxGenerator:
             )
         return np.ascontiguousarray(z, dtype=np.float32)
 
+    def chunk_size(self, batch_size=None):
+        """Images per onnxruntime call: `batch_size` when given, else the most
+        whose float32 output stays within CHUNK_BYTES (16 MiB), at most
+        MAX_CHUNK (1024) and at least 1."""
+        if batch_size is not None:
+            if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+                raise ValueError(f"batch_size={batch_size!r} must be an integer >= 1 or None.")
+            return int(batch_size)
+        per_image = 4 * int(np.prod(self.image_shape))
+        return int(max(1, min(MAX_CHUNK, CHUNK_BYTES // per_image)))
+
+    def _run(self, z):
+        return self._session.run([_metadata.OUTPUT_NAME], {_metadata.INPUT_NAME: z})[0]
+
     def generate(self, z, batch_size=None):
         """Latents (batch, latent_dim) -> images (batch, H, W, C), float32 in [0, 1].
 
-        `batch_size` (int or None) runs large inputs in chunks of that many.
+        The latents run through onnxruntime in chunks of `batch_size` (int;
+        None: `chunk_size()`, about 16 MiB of output per call), so memory
+        beyond the returned array stays bounded for any batch; the images are
+        those of one call.
         """
         z = self._latents(z, "OnnxGenerator.generate")
-        if batch_size is not None and (
-            isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1
-        ):
-            raise ValueError(f"batch_size={batch_size!r} must be an integer >= 1 or None.")
-        if batch_size is None or len(z) <= batch_size:
-            return self._session.run([_metadata.OUTPUT_NAME], {_metadata.INPUT_NAME: z})[0]
-        chunks = [z[i : i + batch_size] for i in range(0, len(z), batch_size)]
-        return np.concatenate([self.generate(c) for c in chunks], axis=0)
+        chunk = self.chunk_size(batch_size)
+        if len(z) <= chunk:
+            return self._run(z)
+        images = np.empty((len(z), *self.image_shape), np.float32)
+        for start in range(0, len(z), chunk):
+            images[start : start + chunk] = self._run(z[start : start + chunk])
+        return images
 
     def sample_latents(self, n, seed=None):
         """n latents z ~ N(0, I), float32 (batch, latent_dim), from numpy's generator seeded by `seed`."""
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-            raise ValueError(f"n={n!r} must be an integer >= 1.")
-        return np.random.default_rng(seed).standard_normal((int(n), self.latent_dim), dtype=np.float32)
+        n = _check_count(n)
+        return np.random.default_rng(seed).standard_normal((n, self.latent_dim), dtype=np.float32)
+
+    def iter_samples(self, n, seed=None, batch_size=None):
+        """Yield `n` images from z ~ N(0, I) as consecutive float32 arrays
+        (chunk, H, W, C), drawing the latents chunk by chunk: memory stays
+        that of one chunk for any `n`, and the concatenated chunks equal
+        `sample(n, seed)` (numpy draws the same normals in pieces or at once).
+
+        Example:
+        >>> for images in gen.iter_samples(10**6, seed=0):   # never 10**6 images in memory
+        ...     save(images)
+        """
+        n, chunk = _check_count(n), self.chunk_size(batch_size)
+        rng = np.random.default_rng(seed)
+        for start in range(0, n, chunk):
+            yield self._run(rng.standard_normal((min(chunk, n - start), self.latent_dim), dtype=np.float32))
 
     def sample(self, n, seed=None, batch_size=None):
         """Generate `n` images from z ~ N(0, I); the same `seed` gives the same images.
 
+        Runs in chunks (see `generate`); only the returned array grows with
+        `n`. To handle more images than fit in memory, use `iter_samples`.
         (For an autoencoder, whose codes follow no prior, this shows what the
         decoder makes of N(0, I) codes, as `zoo train`'s samples.png does.)
         """
-        return self.generate(self.sample_latents(n, seed), batch_size=batch_size)
+        n = _check_count(n)
+        images = np.empty((n, *self.image_shape), np.float32)
+        start = 0
+        for chunk in self.iter_samples(n, seed, batch_size):
+            images[start : start + len(chunk)] = chunk
+            start += len(chunk)
+        return images
 
     def interpolate(self, z0, z1, steps, method="linear"):
         """Images along a path from latent `z0` to `z1` (each (latent_dim,) or (1, latent_dim)).
