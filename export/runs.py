@@ -63,6 +63,18 @@ def load_run(run_dir):
     return model, config
 
 
+def require_finite(model, model_path, consequence):
+    """Raise ValueError naming `model_path` when a weight of `model` is NaN or infinite (a diverged training):
+    such a model would make only NaN images, and its export would fail only later, at the parity check."""
+    from zoo.callbacks import weights_are_finite
+
+    if not weights_are_finite(model):
+        raise ValueError(
+            f"{model_path} has NaN/inf weights (training diverged?); {consequence}. Retrain with a lower "
+            "--lr (and inputs in [0, 1]), or use a copy of the run saved before it diverged."
+        )
+
+
 def export_run(run_dir, formats=FORMATS, fp16=False, opset=None, overwrite=False):
     """Export the model of `run_dir` into `run_dir/export/`; returns the list of ExportResult.
 
@@ -88,6 +100,7 @@ def export_run(run_dir, formats=FORMATS, fp16=False, opset=None, overwrite=False
     opset = check_opset(opset)  # before anything is written
     run_dir = os.fspath(run_dir)
     model, config = load_run(run_dir)
+    require_finite(model, layout.path(run_dir, layout.MODEL), "nothing exported")
     half = GenerativeHalf.of(model)
     # The file names come from the model itself, never from config.json (a path read from a file is not trusted).
     model_name = half.kind

@@ -14,6 +14,7 @@ import numpy as np
 
 import zoo
 from export import metadata as _metadata
+from zoo.callbacks import weights_are_finite
 
 # The latents every parity check runs: a batch of one (the dynamic batch really
 # works) and a larger batch, from a fixed seed so errors are reproducible.
@@ -109,6 +110,11 @@ class GenerativeHalf:
             )
         if not model.built:
             raise ValueError(f"{type(model).__name__} {model.name!r} is not built; nothing to export.")
+        if not weights_are_finite(model):
+            raise ValueError(
+                f"{type(model).__name__} {model.name!r} has NaN/inf weights (training diverged?); nothing exported. "
+                "Retrain it (a lower learning rate, inputs in [0, 1]) or export a copy saved before it diverged."
+            )
         steps = model.training_steps
         if not allow_untrained and not steps:
             state = "was never compiled" if steps is None else "has taken no optimizer step"
