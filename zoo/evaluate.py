@@ -19,12 +19,64 @@ Conventions:
 
 import math
 import os
+import sys
+import time
 
 import numpy as np
 
 from zoo import metrics
 
 DEFAULT_K = 5000
+
+
+class Progress:
+    """Progress of one evaluation stage, for a person at a terminal and for a log.
+
+    On a terminal (stdout is a tty) a `keras.utils.Progbar`; otherwise one
+    line on stderr as the stage starts and one per `every` percent done, e.g.
+    `evaluate: IWAE k=5000: 30% (3000/10000 images, 41 s)`. Disabled, it
+    does nothing, so library calls stay silent by default.
+
+    Args:
+        stage: str. What runs (the line's prefix).
+        total: int or None. Units of work (None: a stage without a count).
+        unit: str. What the units are. Defaults to "images".
+        enabled: bool. Report at all. Defaults to True.
+        every: int. Percent between two log lines. Defaults to 10.
+    """
+
+    def __init__(self, stage, total=None, unit="images", enabled=True, every=10, stream=None):
+        self.stage, self.total, self.unit, self.enabled, self.every = stage, total, unit, enabled, every
+        self.done, self._start, self._next_percent = 0, time.monotonic(), every
+        self._stream = stream or sys.stderr
+        self._bar = None
+        if not enabled:
+            return
+        what = f" ({total:,} {unit})" if total else ""
+        print(f"evaluate: {stage}{what}", file=self._stream, flush=True)
+        if total and sys.stdout.isatty():
+            import keras
+
+            self._bar = keras.utils.Progbar(total, unit_name=unit.rstrip("s") or "step")
+
+    def advance(self, count):
+        """Record `count` more units done."""
+        if not self.enabled or not self.total:
+            return
+        self.done = min(self.total, self.done + int(count))
+        if self._bar is not None:
+            self._bar.update(self.done)
+            return
+        percent = 100 * self.done // self.total
+        if percent >= self._next_percent:
+            seconds = time.monotonic() - self._start
+            print(f"evaluate: {self.stage}: {percent}% ({self.done:,}/{self.total:,} {self.unit}, {seconds:.0f} s)",
+                  file=self._stream, flush=True)
+            self._next_percent = (percent // self.every + 1) * self.every
+
+
+def _progress(progress, stage, total=None, unit="images"):
+    return Progress(stage, total, unit, enabled=bool(progress))
 
 
 def binarize(images, seed=0):
@@ -73,7 +125,7 @@ def _require_likelihood(model):
         )
 
 
-def iwae_nll(model, images, k=DEFAULT_K, max_batch=4096, seed=0):
+def iwae_nll(model, images, k=DEFAULT_K, max_batch=4096, seed=0, progress=False):
     """-log p(x) per image by the importance-weighted bound of Burda et al. (2016):
 
         log p(x) >= log (1/k) sum_i p(x, z_i) / q(z_i|x),  z_i ~ q(z|x),
@@ -82,7 +134,7 @@ def iwae_nll(model, images, k=DEFAULT_K, max_batch=4096, seed=0):
     `has_likelihood` (its `log_importance_weights` gives log p(x, z) - log
     q(z|x)); it runs on any Keras backend. The k samples run through the
     decoder in batches of about `max_batch`; the log-sum-exp is done in
-    float64.
+    float64. `progress`: report it (see `Progress`), in image-samples.
 
     Returns float64 array (n,) of -log p(x) estimates in nats.
     """
@@ -99,6 +151,7 @@ def iwae_nll(model, images, k=DEFAULT_K, max_batch=4096, seed=0):
     images_per_call = max(1, max_batch // k_chunk)
     log_weights = _compiled(model.log_importance_weights)
     rng = np.random.default_rng(seed)
+    report = _progress(progress, f"-log p(x) by IWAE, k={k:,} on {len(images):,} images", len(images) * k, "samples")
     results = []
     for start in range(0, len(images), images_per_call):
         batch = images[start : start + images_per_call]
@@ -108,6 +161,7 @@ def iwae_nll(model, images, k=DEFAULT_K, max_batch=4096, seed=0):
             eps = rng.standard_normal((size, len(batch), model.latent_dim), dtype=np.float32)
             log_w = np.asarray(keras.ops.convert_to_numpy(log_weights(batch, eps)), np.float64)
             chunk_lse.append(logsumexp(log_w, axis=0))
+            report.advance(size * len(batch))
         results.append(logsumexp(np.stack(chunk_lse), axis=0) - math.log(k))
     return -np.concatenate(results)
 
@@ -137,7 +191,7 @@ def negative_elbo(model, images, batch_size=500, seed=0):
     return np.concatenate(values)
 
 
-def likelihood(model, test_images, k=DEFAULT_K, n_images=None, seed=0):
+def likelihood(model, test_images, k=DEFAULT_K, n_images=None, seed=0, progress=False):
     """The VAE's test likelihood figures, in the convention of its `likelihood`.
 
     Bernoulli: `negative_elbo` and `iwae_nll` in nats on binarised images.
@@ -146,8 +200,9 @@ def likelihood(model, test_images, k=DEFAULT_K, n_images=None, seed=0):
     images = np.asarray(test_images, np.float32)[:n_images]
     gaussian = getattr(model, "likelihood", "bernoulli") == "gaussian"
     data = dequantize(images, seed) if gaussian else binarize(images, seed)
+    _progress(progress, f"-ELBO on {len(data):,} images")
     elbo = negative_elbo(model, data, seed=seed)
-    nll = iwae_nll(model, data, k=k, seed=seed)
+    nll = iwae_nll(model, data, k=k, seed=seed, progress=progress)
     result = {"k": int(k), "n_images": int(len(data)), "seed": seed,
               "data": "dequantized 8-bit" if gaussian else "binarized (fixed seed)",
               "negative_elbo_nats": float(elbo.mean()), "iwae_nll_nats": float(nll.mean()),
@@ -179,7 +234,7 @@ def reconstruction_vs_pca(model, train_images, test_images, batch_size=1000):
             "model_over_pca": model_mse / pca_mse, "n_images": int(len(test))}
 
 
-def generate(model, n, sampler=None, seed=0, batch_size=1000):
+def generate(model, n, sampler=None, seed=0, batch_size=1000, progress=False):
     """n images in [0, 1] as a NumPy array: `sampler` codes through `generate`
     when given, else the model's own `sample` (a plain AE, which has no prior,
     decodes N(0, I) codes)."""
@@ -187,10 +242,19 @@ def generate(model, n, sampler=None, seed=0, batch_size=1000):
 
     from zoo.latent import decode_codes
 
+    report = _progress(progress, "generating images for FID/KID and coverage", n)
     if sampler is not None:
-        return decode_codes(model, sampler.sample(n, seed=seed), batch_size)
+        codes = sampler.sample(n, seed=seed)
+        parts = []
+        for i in range(0, n, batch_size):
+            parts.append(decode_codes(model, codes[i : i + batch_size], batch_size))
+            report.advance(len(parts[-1]))
+        return np.concatenate(parts).astype(np.float32)
     seeds = keras.random.SeedGenerator(seed)
-    parts = [keras.ops.convert_to_numpy(model.sample(min(batch_size, n - i), seed=seeds)) for i in range(0, n, batch_size)]
+    parts = []
+    for i in range(0, n, batch_size):
+        parts.append(keras.ops.convert_to_numpy(model.sample(min(batch_size, n - i), seed=seeds)))
+        report.advance(len(parts[-1]))
     return np.concatenate(parts).astype(np.float32)
 
 
@@ -263,7 +327,7 @@ def real_floor(classifier, train_images, test_images, n, seed=0, **kid_options):
 
 
 def evaluate_model(model, train, test, classifier, k=DEFAULT_K, n_likelihood=None, n_samples=10000,
-                   sampler=None, inception=None, seed=0):
+                   sampler=None, inception=None, seed=0, progress=False):
     """Every figure that applies to `model` (a zoo AE, VAE or DCGAN), as a dict of sections.
 
     Args:
@@ -275,19 +339,25 @@ def evaluate_model(model, train, test, classifier, k=DEFAULT_K, n_likelihood=Non
             samples the model's prior.
         inception: None, or an InceptionV3 feature model from `load_inception()`
             for the standard FID too.
+        progress: bool. Report each stage, and the progress of the long ones
+            (IWAE, sampling), as `Progress` does. Defaults to False.
     """
     test_images, test_labels = test
     results = {"model": type(model).__name__, "latent_dim": int(model.latent_dim),
                "sampler": type(sampler).__name__ if sampler is not None else "prior"}
     if model.has_likelihood:
-        results["likelihood"] = likelihood(model, test_images, k=k, n_images=n_likelihood, seed=seed)
+        results["likelihood"] = likelihood(model, test_images, k=k, n_images=n_likelihood, seed=seed,
+                                           progress=progress)
     if model.has_encoder:
+        _progress(progress, "reconstruction against PCA, clustering of codes")
         results["reconstruction"] = reconstruction_vs_pca(model, train[0], test_images)
         results["clustering"] = code_clustering(model, test_images, test_labels, seed=seed)
-    generated = generate(model, n_samples, sampler=sampler, seed=seed)
+    generated = generate(model, n_samples, sampler=sampler, seed=seed, progress=progress)
+    _progress(progress, "domain FID/KID and mode coverage")
     results["sample_quality"] = sample_quality(classifier, generated, test_images, seed=seed)
     results["coverage"] = mode_coverage(classifier, generated, train[1])
     if inception is not None:
+        _progress(progress, "Inception FID")
         results["inception"] = inception_fid(generated, test_images, inception=inception)
     return results
 
@@ -299,14 +369,55 @@ def dataset_arrays(name, split):
     return data.arrays(name, split)
 
 
+class NotWritten(OSError):
+    """The evaluation finished but its file could not be written; `results` holds the figures."""
+
+    def __init__(self, message, results):
+        super().__init__(message)
+        self.results = results
+
+
+def check_writable(path, what="nothing was evaluated"):
+    """Raise OSError (one line, saying `what`) unless a file can be written at `path`: its folder
+    exists and takes a new file (permissions, read-only or full disk: a real 64 KiB write, synced,
+    then removed), and no directory stands at `path`."""
+    from zoo_common import files
+
+    directory = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"{path} is a directory, where the figures are written; {what}. "
+                                "Move that directory away and run again.")
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(f"{directory} does not exist, so {path} cannot be written; {what}.")
+    tmp = None
+    try:
+        tmp = files.temp_file_beside(path, ".json")
+        with open(tmp, "wb") as f:
+            f.write(b"\0" * 65536)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as err:
+        raise OSError(f"cannot write {path} ({err.strerror or err}); {what}. Make {directory} writable "
+                      "(or free disk space) and run again.") from None
+    finally:
+        if tmp is not None:
+            files.remove(tmp)
+
+
 def evaluate_run(run_dir, k=DEFAULT_K, n_likelihood=None, n_samples=10000, sampler="prior", n_components=10,
-                 cache_dir=None, inception=False, seed=0):
+                 cache_dir=None, inception=False, seed=0, progress=False):
     """Evaluate the model of a `zoo train` run directory; write `RUN_DIR/eval.json`.
+
+    Before any figure is computed, the run is checked: a readable, finite
+    model, and an `eval.json` that can be written (see `check_writable`).
+    Should the write still fail at the end, `NotWritten` carries the results.
 
     Args:
         sampler: "prior" (the model's N(0, I)) or "gmm" (a
             `GaussianMixtureSampler` with `n_components` fitted to the
             training codes; AE/VAE only).
+        progress: bool. Report each stage and the progress of the long ones
+            (see `Progress`). Defaults to False.
     Returns the results dict (also with the classifier's test accuracy and the real-vs-real floor).
     """
     import json
@@ -314,6 +425,7 @@ def evaluate_run(run_dir, k=DEFAULT_K, n_likelihood=None, n_samples=10000, sampl
     import keras
 
     import zoo
+    from zoo import callbacks
     from zoo import classifier as classifier_module
     from zoo_common import files, layout
     from zoo.samplers import GaussianMixtureSampler
@@ -326,24 +438,37 @@ def evaluate_run(run_dir, k=DEFAULT_K, n_likelihood=None, n_samples=10000, sampl
         config = json.load(f)
     if sampler not in ("prior", "gmm"):
         raise ValueError(f"sampler={sampler!r} is not supported; allowed values are 'prior' and 'gmm'.")
+    eval_path = layout.path(run_dir, layout.EVAL)
+    check_writable(eval_path)
     model = keras.saving.load_model(model_path, compile=False)
+    if not callbacks.weights_are_finite(model):
+        raise ValueError(f"{model_path} has NaN/inf weights (training diverged?); nothing evaluated. Retrain with "
+                         "a lower --lr (and inputs in [0, 1]), or use a copy of the run saved before it diverged.")
     if sampler == "gmm" and not model.has_encoder:
         raise ValueError(
             f"sampler='gmm' fits the codes of an encoder; a {type(model).__name__} has none: use sampler='prior'."
         )
     dataset = config.get("dataset", "digits")
+    _progress(progress, f"loading {dataset}; the domain classifier (trained once, then cached)")
     train, test = dataset_arrays(dataset, "train"), dataset_arrays(dataset, "test")
     clf = classifier_module.load_or_train(dataset, train, test, cache_dir=cache_dir)
+    if sampler == "gmm":
+        _progress(progress, f"fitting a {n_components}-component mixture to the training codes")
     fitted = GaussianMixtureSampler(n_components, seed=seed).fit_model(model, train[0]) if sampler == "gmm" else None
     inception_model, reason = load_inception() if inception else (None, None)
     results = evaluate_model(model, train, test, clf, k=k, n_likelihood=n_likelihood, n_samples=n_samples,
-                             sampler=fitted, inception=inception_model, seed=seed)
+                             sampler=fitted, inception=inception_model, seed=seed, progress=progress)
     results.update(run_dir=str(run_dir), dataset=dataset, classifier={
         "test_accuracy": clf.test_accuracy, "cached": clf.info.get("cached"), "path": clf.info.get("path")})
+    _progress(progress, "real-vs-real floor")
     results["real_floor"] = real_floor(clf, train[0], test[0], n_samples, seed=seed)
     if inception and inception_model is None:
         results["inception"] = {"available": False, "reason": reason}
     elif inception:
         results["inception_real_floor"] = inception_fid(train[0][:n_samples], test[0], inception=inception_model)
-    files.write_json(results, layout.path(run_dir, layout.EVAL))
+    try:
+        files.write_json(results, eval_path)
+    except OSError as err:
+        raise NotWritten(f"the evaluation finished but {eval_path} could not be written ({err.strerror or err})",
+                         results) from err
     return results

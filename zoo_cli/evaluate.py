@@ -10,7 +10,10 @@ def add_parser(subparsers):
         "evaluate",
         help="evaluate a trained run directory; writes RUN_DIR/eval.json",
         description="Likelihood (VAE), reconstruction vs PCA and clustering of codes (AE/VAE), domain FID/KID "
-        "and mode coverage under a cached classifier trained on the dataset's labels (all models).",
+        "and mode coverage under a cached classifier trained on the dataset's labels (all models). "
+        "RUN_DIR/eval.json is checked to be writable before anything is computed; the table is printed even "
+        "if the final write fails (then exit 2). Progress: one line on stderr per stage, and for the long ones "
+        "(IWAE, sampling) a bar on a terminal, else a line per 10%%.",
     )
     p.add_argument("run_dir", help="a directory written by `zoo train` (model.keras, config.json)")
     p.add_argument("--k", type=int, default=5000, help="VAE: importance samples per image for -log p(x) (default 5000)")
@@ -73,12 +76,18 @@ def format_table(results):
 
 
 def run(args):
-    from zoo.evaluate import evaluate_run
+    from zoo.evaluate import NotWritten, evaluate_run
     from zoo_common import layout
 
-    results = evaluate_run(
-        args.run_dir, k=args.k, n_likelihood=args.n_likelihood, n_samples=args.n_samples, sampler=args.sampler,
-        n_components=args.components, cache_dir=args.cache_dir, inception=args.inception, seed=args.seed,
-    )
+    try:
+        results = evaluate_run(
+            args.run_dir, k=args.k, n_likelihood=args.n_likelihood, n_samples=args.n_samples, sampler=args.sampler,
+            n_components=args.components, cache_dir=args.cache_dir, inception=args.inception, seed=args.seed,
+            progress=True,
+        )
+    except NotWritten as err:
+        # The work is done: the figures go to stdout before the one-line error.
+        print(format_table(err.results), flush=True)
+        raise OSError(f"{err}; the figures are in the table above.") from None
     print(format_table(results))
     print(f"wrote {layout.path(args.run_dir, layout.EVAL)}")
