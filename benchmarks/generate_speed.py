@@ -8,7 +8,9 @@ file (`export.to_onnx`, with its graph rewrites) in onnxruntime: fp32, fp16,
 and int8 (static QDQ quantisation of the fp32 file, timed to decide whether
 genzoo should offer it). Reported: images/s, p50/p99 latency per call, the
 useful GFLOP/s (FLOPs of the Keras layers, not of any rewritten form) and
-their share of a convolution ceiling measured in the same run.
+their share of a convolution ceiling measured in the same run. The ways are
+timed in interleaved rounds (each runs ~0.3 s of calls in turn, 5-8 rounds),
+so a change in the shared machine's load hits them all alike.
 
 The ceiling, per generator: the best rate (GFLOP/s) that TensorFlow
 (`tf.nn.conv2d`, NHWC, oneDNN) or onnxruntime (`Conv`, NCHW; its blocked
@@ -21,7 +23,7 @@ The weights are random (speed does not depend on training); batch-norm
 statistics and biases are drawn away from their initial 0/1, so the graphs
 hold every node a trained model's do.
 
-    python benchmarks/generate_speed.py            # ~15 minutes on 2 cores
+    python benchmarks/generate_speed.py            # ~20 minutes on 2 cores
     python benchmarks/generate_speed.py --quick    # a smoke run (~2 minutes)
     python benchmarks/generate_speed.py --int8-fid # int8 judged by domain FID (~5 minutes)
 
@@ -309,11 +311,29 @@ def int8_quality(epochs=1, directory=None):
 # -- the run ----------------------------------------------------------------------------
 
 
-def timed(fn, batch, quick):
-    """Per-call seconds in steady state; fewer calls for the slow big batches."""
-    if batch >= 1024:
-        return time_calls(fn, min_calls=3, max_calls=20, min_seconds=1.0 if quick else 4.0, warmup=1)
-    return time_calls(fn, min_calls=10, max_calls=300, min_seconds=0.2 if quick else 1.5, warmup=3)
+def timed_side_by_side(fns, batch, quick):
+    """Per-call seconds of each of `fns` (name -> callable), measured in interleaved rounds.
+
+    The machine is shared, so its load drifts; in each round every callable
+    runs a block of about `BLOCK_SECONDS` of calls in turn, so a busy minute
+    slows all of them alike and the ratios stay fair. Warm-up calls first.
+    """
+    block_seconds = 0.1 if quick else 0.3
+    rounds = 3 if quick else (5 if batch >= 1024 else 8)
+    blocks = {}
+    for name, fn in fns.items():
+        fn()
+        start = time.perf_counter()
+        fn()
+        blocks[name] = max(1, int(block_seconds / max(time.perf_counter() - start, 1e-6)))
+    times = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            for _ in range(blocks[name]):
+                t0 = time.perf_counter()
+                fn()
+                times[name].append(time.perf_counter() - t0)
+    return times
 
 
 def measure(name, cls, kwargs, batches, quick, directory):
@@ -333,8 +353,10 @@ def measure(name, cls, kwargs, batches, quick, directory):
     records = []
     for batch in batches:
         z = np.random.default_rng(batch).standard_normal((batch, model.latent_dim)).astype(np.float32)
-        for method, variants in run.items():
-            times = {setting: timed(lambda fn=fn: fn(z), batch, quick) for setting, fn in variants.items()}
+        fns = {(method, setting): (lambda fn=fn: fn(z)) for method, variants in run.items() for setting, fn in variants.items()}
+        all_times = timed_side_by_side(fns, batch, quick)
+        for method in run:
+            times = {setting: t for (m, setting), t in all_times.items() if m == method}
             # Steady state: the median call, so a stray scheduler hiccup does not count.
             setting, best = min(times.items(), key=lambda item: median(item[1]))
             ips = batch / median(best)
