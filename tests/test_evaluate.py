@@ -265,6 +265,10 @@ def test_zoo_evaluate_writes_eval_json_and_prints_the_table(vae_run, digits_clas
     for row in ("-log p(x) IWAE (nats; k=8, 40 test images", "PCA MSE/pixel (4 components)", "real-vs-real floor"):
         assert row in proc.stdout
     assert f"{results['likelihood']['iwae_nll_nats']:.2f}" in proc.stdout
+    # Not a terminal: progress is a line per stage (and per 10% of the long ones) on stderr, not in the table.
+    assert "evaluate: -log p(x) by IWAE, k=8 on 40 images: 100% (320/320 samples" in proc.stderr
+    assert "evaluate: generating images for FID/KID and coverage: 100% (300/300 images" in proc.stderr
+    assert "evaluate:" not in proc.stdout
     # Offline (no cached ImageNet weights) the Inception FID is reported unavailable, not a crash.
     if results["inception"]["available"]:
         assert results["inception_real_floor"]["fid"] >= 0 and "Inception FID / real floor" in proc.stdout
