@@ -108,12 +108,9 @@ def _attrs(node):
     return {a.name: helper.get_attribute_value(a) for a in node.attribute}
 
 
-def _set_attr(node, name, value):
-    for i, a in enumerate(node.attribute):
-        if a.name == name:
-            del node.attribute[i]
-            break
-    node.attribute.append(helper.make_attribute(name, value))
+def _text_attr(node, name, default):
+    value = _attrs(node).get(name, default)
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def _channel_vector(value, channels, rank, axis):
@@ -256,8 +253,7 @@ def conv_transpose_to_subpixel(model, min_out_channels=16):
         strides = list(a.get("strides", [1, 1]))
         pads = list(a.get("pads", [0, 0, 0, 0]))
         out_pad = list(a.get("output_padding", [0, 0]))
-        auto_pad = a.get("auto_pad", b"NOTSET")
-        auto_pad = auto_pad.decode() if isinstance(auto_pad, bytes) else auto_pad
+        auto_pad = _text_attr(node, "auto_pad", "NOTSET")
         s = strides[0]
         if (
             a.get("group", 1) != 1
@@ -358,10 +354,8 @@ def sink_elementwise(model):
                 continue
             index, const = found
             if mover.op_type == "DepthToSpace":
-                a = _attrs(mover)
-                mode = a.get("mode", b"DCR")
-                mode = mode.decode() if isinstance(mode, bytes) else mode
-                operands = [None if const is None else _tiled_for_depth_to_space(const, a["blocksize"], mode)]
+                blocksize, mode = _attrs(mover)["blocksize"], _text_attr(mover, "mode", "DCR")
+                operands = [None if const is None else _tiled_for_depth_to_space(const, blocksize, mode)]
             else:
                 if _attrs(mover).get("axis") != 1:
                     continue
@@ -496,8 +490,7 @@ def thin_conv_to_conv_transpose(model, max_out_channels=4):
         if weights.ndim != 4 or weights.shape[0] > max_out_channels:
             continue
         a = _attrs(node)
-        auto_pad = a.get("auto_pad", b"NOTSET")
-        auto_pad = auto_pad.decode() if isinstance(auto_pad, bytes) else auto_pad
+        auto_pad = _text_attr(node, "auto_pad", "NOTSET")
         kh, kw = weights.shape[2:]
         pads = list(a.get("pads", [0, 0, 0, 0]))
         if (
