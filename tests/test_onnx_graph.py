@@ -306,3 +306,22 @@ def test_to_onnx_writes_the_rewritten_graph_with_parity(tmp_path):
         z = np.random.default_rng(13).standard_normal((5, 8)).astype(np.float32)
         got = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(["images"], {"z": z})[0]
         np.testing.assert_allclose(got, keras.ops.convert_to_numpy(gan.generate(z)), atol=tolerance, rtol=0)
+
+
+def test_vae_export_keeps_its_3x3_transposed_convolutions_and_rewrites_the_image_layer(tmp_path):
+    import keras
+
+    import zoo
+    from export import read_metadata, to_onnx
+
+    vae = zoo.VAE((8, 8, 1), 4, filters=(4, 8), hidden_dim=16, seed=0)
+    path = tmp_path / "vae.onnx"
+    result = to_onnx(vae, path, allow_untrained=True)
+    assert result.max_abs_error <= 1e-5
+    kinds = [n.op_type for n in onnx.load(path).graph.node]
+    # Two 3x3 stride-2 layers (1-tap phases: not rewritten) + the 1-channel image Conv as a ConvTranspose.
+    assert kinds.count("ConvTranspose") == 3 and "Conv" not in kinds and "Transpose" not in kinds
+    assert read_metadata(path)["graph_rewrites"]["thin_conv_to_conv_transpose"] == 1
+    z = np.random.default_rng(14).standard_normal((3, 4)).astype(np.float32)
+    got = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(["images"], {"z": z})[0]
+    np.testing.assert_allclose(got, keras.ops.convert_to_numpy(vae.generate(z)), atol=1e-5, rtol=0)
