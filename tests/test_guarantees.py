@@ -198,14 +198,20 @@ def _poisoned(images):
     return bad
 
 
+def _fit_past_the_input_check(model, *args, **kwargs):
+    """Keras' own fit: NaN reaches the model as it could from a generator or an overflowing loss
+    (genzoo's fit refuses NaN images up front: test_fit_refuses_images_that_are_not_finite_or_in_range)."""
+    return keras.Model.fit(model, *args, **kwargs)
+
+
 def test_stop_on_non_finite_stops_where_it_diverged_and_nothing_is_saved(tmp_path, digits):
     images = digits[0][:128]
     model, saved = _good_run(tmp_path, images)
     stopper = callbacks.StopOnNonFinite()
 
     # BackupAndRestore restores epoch 1, so this fit trains the second epoch, on the poisoned images.
-    model.fit(_poisoned(images), epochs=2, batch_size=32, shuffle=False, verbose=0,
-              callbacks=[stopper, *_savers(tmp_path)])
+    _fit_past_the_input_check(model, _poisoned(images), epochs=2, batch_size=32, shuffle=False, verbose=0,
+                              callbacks=[stopper, *_savers(tmp_path)])
 
     assert stopper.stopped_at is not None
     epoch, step, name, value = stopper.stopped_at
@@ -220,8 +226,8 @@ def test_the_savers_alone_never_save_non_finite_weights(tmp_path, digits):
     images = digits[0][:128]
     model, saved = _good_run(tmp_path, images)
 
-    history = model.fit(_poisoned(images), epochs=3, batch_size=32, shuffle=False, verbose=0,
-                        callbacks=_savers(tmp_path))
+    history = _fit_past_the_input_check(model, _poisoned(images), epochs=3, batch_size=32, shuffle=False,
+                                        verbose=0, callbacks=_savers(tmp_path))
 
     assert len(history.history["loss"]) == 2 and all(math.isnan(v) for v in history.history["loss"])
     assert not callbacks.weights_are_finite(model)
@@ -235,8 +241,8 @@ def test_a_diverged_fit_keeps_the_checkpoint_even_when_told_to_delete_it(tmp_pat
     default); after a diverged fit that folder is the only good state to resume from, so it stays."""
     images = digits[0][:128]
     model, saved = _good_run(tmp_path, images)
-    model.fit(_poisoned(images), epochs=2, batch_size=32, shuffle=False, verbose=0,
-              callbacks=[callbacks.StopOnNonFinite(), callbacks.BackupAndRestore(tmp_path / "checkpoint")])
+    _fit_past_the_input_check(model, _poisoned(images), epochs=2, batch_size=32, shuffle=False, verbose=0,
+                              callbacks=[callbacks.StopOnNonFinite(), callbacks.BackupAndRestore(tmp_path / "checkpoint")])
     assert not callbacks.weights_are_finite(model)
     assert snapshot(tmp_path) == saved
     # And a fit that ends well does delete it, as Keras documents.
@@ -342,3 +348,120 @@ def test_a_run_killed_mid_epoch_and_resumed_ends_bit_equal_to_the_uninterrupted_
     assert straight.wait(timeout=300) == 0, straight.stderr.read()[-3000:]
     for a, b in zip(_weights(tmp_path / "straight"), _weights(cut), strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+# 6. Every unreadable file is named; resume falls back to the newest intact state --------------------------------
+
+def _resume(run, epochs=2):
+    return zoo_cli("train", "vae", "--out", run, "--epochs", epochs, "--resume")
+
+
+def test_a_damaged_latest_checkpoint_resumes_from_the_previous_one_and_says_so(old_run):
+    meta = old_run / "checkpoint" / "training_metadata.json"
+    shutil.copyfile(meta, meta.with_name(meta.name + ".bkp"))
+    shutil.copyfile(old_run / "checkpoint" / "latest.weights.h5", old_run / "checkpoint" / "latest.weights.h5.bkp")
+    meta.write_bytes(b'{"epoch": 1, "batch\x01')  # cut short: "Invalid control character" in json
+    done = _resume(old_run)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert f"{meta} is not valid JSON" in done.stderr and "restoring the previous training state (epoch 1)" in done.stderr
+    assert json.loads((old_run / "history.json").read_text())["epoch"] == [0, 1]
+
+
+def test_weights_that_are_not_the_ones_the_metadata_names_are_never_restored(old_run):
+    """A kill between writing the weights and their epoch count (Keras' own order) is caught by the digest."""
+    weights = old_run / "checkpoint" / "latest.weights.h5"
+    data = weights.read_bytes()
+    middle = len(data) // 2
+    weights.write_bytes(data[:middle] + bytes(255 - b for b in data[middle : middle + 64]) + data[middle + 64 :])
+    done = _resume(old_run)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "is not the file training_metadata.json was saved with" in done.stderr
+    assert "resuming from model.keras (epoch 1), the newest intact state" in done.stderr
+    assert json.loads((old_run / "history.json").read_text())["epoch"] == [0, 1]
+
+
+def test_with_every_saved_state_damaged_resume_names_the_files_and_changes_nothing(old_run):
+    for name in ("checkpoint/training_metadata.json", "model.keras"):
+        (old_run / name).write_bytes(b"garbage")
+    before = snapshot(old_run)
+    done = _resume(old_run)
+    assert done.returncode == 2
+    line = error_line(done, "train")
+    assert f"{old_run / 'checkpoint' / 'training_metadata.json'} is not valid JSON" in line
+    assert "model.keras is not the file history.json was saved with" in line and "--overwrite" in line
+    assert snapshot(old_run) == before
+
+
+def test_a_run_that_died_before_its_first_epoch_does_not_block_the_next_one(old_run):
+    shutil.rmtree(old_run / "checkpoint")
+    (old_run / "model.keras").unlink()
+    done = zoo_cli("train", "vae", *TINY, "--out", old_run)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "replacing the run in" in done.stdout + done.stderr
+    assert (old_run / "model.keras").is_file()
+
+
+def test_a_bmp_tensorflow_cannot_decode_is_named_and_skipped(tmp_path):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for i in range(40):
+        Image.fromarray((rng.random((8, 8)) * 255).astype(np.uint8)).save(tmp_path / f"img{i:02d}.png")
+    Image.fromarray((rng.random((8, 8)) * 255).astype(np.uint8)).convert("1").save(tmp_path / "one-bit.bmp")
+    done = zoo_cli("train", "ae", "--dataset", f"folder:{tmp_path}", "--epochs", "1", "--batch-size", "8",
+                   "--no-validation", "--out", tmp_path.parent / "run")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "one-bit.bmp (a 1-bit BMP, which TensorFlow cannot decode correctly; convert it to PNG)" in done.stderr
+
+
+def test_a_file_that_fails_to_decode_during_training_is_named(tmp_path):
+    """A file that changed after the folder was checked: the error names it instead of a tf.data traceback."""
+    import tensorflow as tf
+    from PIL import Image
+
+    from zoo import data, training
+
+    rng = np.random.default_rng(0)
+    for i in range(16):
+        Image.fromarray((rng.random((8, 8)) * 255).astype(np.uint8)).save(tmp_path / f"img{i:02d}.png")
+    ds = data.load(f"folder:{tmp_path}", batch_size=4, shuffle=False)
+    (tmp_path / "img05.png").write_bytes(b"not a png any more")
+    with pytest.raises(tf.errors.OpError) as raised:
+        for _ in ds:
+            pass
+    problem = training._data_failure(raised.value, ds)
+    assert problem.startswith(f"{tmp_path / 'img05.png'} cannot be decoded by TensorFlow (")
+
+
+
+# 7. Images outside [0, 1] or not finite are refused at the edge of fit ------------------------------------------
+
+@pytest.mark.parametrize("change, message", [
+    (lambda x: x * 255.0, "images range from 0 to 255, outside [0, 1]; the models take float images in [0, 1]"),
+    (lambda x: x - 0.5, "images range from -0.5 to 0.5, outside [0, 1]"),
+    (_poisoned, "images hold 1 NaN or infinite values (the first at index (0, 3, 3, 0))"),
+    (lambda x: (x * 255).astype(np.uint8), "images are uint8, not float; the models take float images in [0, 1] "
+                                           "(divide uint8 images by 255)"),
+], ids=["0-255", "centred", "nan", "uint8"])
+def test_fit_refuses_images_that_are_not_finite_or_in_range(digits, change, message):
+    model = zoo.Autoencoder((8, 8, 1), 2, filters=(4,), seed=0)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    images = digits[0][:64]
+    with pytest.raises(ValueError) as raised:
+        model.fit(change(images), epochs=1, batch_size=32, verbose=0)
+    assert message in str(raised.value)
+    assert model.training_steps == 0  # refused before the first step
+
+
+def test_fit_on_a_dataset_stops_at_the_first_bad_batch_with_the_message(digits):
+    import tensorflow as tf
+
+    model = zoo.Autoencoder((8, 8, 1), 2, filters=(4,), seed=0)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    images = digits[0][:64].copy()
+    images[40] *= 255.0  # in the second batch of 32
+    finished = []
+    record = keras.callbacks.LambdaCallback(on_train_batch_end=lambda batch, logs: finished.append(batch))
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"fit: pixel values above 1"):
+        model.fit(tf.data.Dataset.from_tensor_slices(images).batch(32), epochs=1, verbose=0, callbacks=[record])
+    assert finished == [0]  # the second batch never finished a step

@@ -82,3 +82,67 @@ def batch_images(images, expected_shape, where):
             f"image_shape={tuple(expected_shape)}; resize the data or build the model with "
             f"image_shape={tuple(g for g in got)}."
         )
+
+
+_RANGE_HINT = "the models take float images in [0, 1] (divide uint8 images by 255)"
+
+
+def training_images(x, where="fit"):
+    """`x` as given to `fit`, with its images checked: float, finite and in [0, 1].
+
+    Arrays and tensors are checked at once (one ValueError with the offending
+    values); a `tf.data.Dataset` gets a check on each batch, whose failure
+    stops `fit` with this message; other inputs (generators, PyDatasets) pass.
+    """
+    import numpy as np
+
+    if x is None:
+        return x
+    if type(x).__module__.startswith("tensorflow") and hasattr(x, "element_spec"):
+        return _checked_dataset(x, where)
+    if not (hasattr(x, "shape") and hasattr(x, "dtype")):
+        return x
+    import keras
+
+    values = x if isinstance(x, np.ndarray) else keras.ops.convert_to_numpy(x)
+    if not np.issubdtype(values.dtype, np.floating):
+        raise ValueError(f"{where}: images are {values.dtype}, not float; {_RANGE_HINT}.")
+    finite = np.isfinite(values)
+    if not finite.all():
+        first = tuple(int(i) for i in np.argwhere(~finite)[0])
+        raise ValueError(f"{where}: images hold {int((~finite).sum())} NaN or infinite values (the first at index "
+                         f"{first}); remove or repair those images.")
+    low, high = float(values.min()), float(values.max())
+    if low < 0.0 or high > 1.0:
+        raise ValueError(f"{where}: images range from {low:g} to {high:g}, outside [0, 1]; {_RANGE_HINT}.")
+    return x
+
+
+def _checked_dataset(ds, where):
+    import tensorflow as tf
+
+    spec = ds.element_spec
+    image_spec = spec[0] if isinstance(spec, tuple) else spec
+    if not isinstance(image_spec, tf.TensorSpec):
+        return ds
+    if not image_spec.dtype.is_floating:
+        raise ValueError(f"{where}: the dataset yields {image_spec.dtype.name} images, not float; {_RANGE_HINT}.")
+
+    def check(*element):
+        images = element[0]
+        asserts = [
+            tf.debugging.assert_all_finite(images, f"{where}: a batch holds NaN or infinite pixel values"),
+            tf.debugging.assert_greater_equal(images, tf.zeros([], images.dtype),
+                                              message=f"{where}: pixel values below 0; {_RANGE_HINT}", summarize=1),
+            tf.debugging.assert_less_equal(images, tf.ones([], images.dtype),
+                                           message=f"{where}: pixel values above 1; {_RANGE_HINT}", summarize=1),
+        ]
+        with tf.control_dependencies(asserts):
+            images = tf.identity(images)
+        return (images, *element[1:]) if len(element) > 1 else images
+
+    checked = ds.map(check)
+    for name in ("class_names", "num_examples", "image_shape", "skipped_files", "steps_per_epoch", "first_undecodable"):
+        if hasattr(ds, name):  # the attributes zoo.data.load puts on its datasets
+            setattr(checked, name, getattr(ds, name))
+    return checked

@@ -50,6 +50,19 @@ class GenerativeModel(keras.Model):
     has_prior = True
     has_likelihood = False
 
+    def fit(self, x=None, y=None, *args, **kwargs):
+        """Keras' `fit`, with the training images checked at the edge: float, finite, in [0, 1].
+
+        Arrays are checked before training starts; a `tf.data.Dataset` batch by
+        batch (a bad batch stops `fit` with the message). See `keras.Model.fit`.
+        """
+        validation = kwargs.get("validation_data")
+        if isinstance(validation, tuple) and validation:
+            kwargs["validation_data"] = (_checks.training_images(validation[0], "fit: validation_data"), *validation[1:])
+        elif validation is not None:
+            kwargs["validation_data"] = _checks.training_images(validation, "fit: validation_data")
+        return super().fit(_checks.training_images(x, "fit"), y, *args, **kwargs)
+
     def __init__(self, image_shape, latent_dim, downsamplings=2, seed=None, **kwargs):
         super().__init__(**kwargs)
         self.image_shape = _checks.image_shape(image_shape, downsamplings)

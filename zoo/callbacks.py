@@ -495,10 +495,23 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
                 )
             return
         weights, meta = intact
+        if states[0][2] is not None:
+            import warnings
+
+            warnings.warn(f"{states[0][2]}; restoring the previous training state (epoch {meta['epoch']}) instead.",
+                          stacklevel=2)
         if self.model.optimizer is not None and not self.model.optimizer.built:
             self.model.optimizer.build(self.model.trainable_variables)
         try:
-            self.model.load_weights(weights)
+            if weights.endswith(".weights.h5"):
+                self.model.load_weights(weights)
+            else:  # the previous state: Keras reads weights only from a file named *.weights.h5
+                copy = files.temp_file_beside(weights, ".weights.h5")
+                try:
+                    shutil.copyfile(weights, copy)
+                    self.model.load_weights(copy)
+                finally:
+                    files.remove(copy)
         except Exception as err:  # noqa: BLE001 - h5py and Keras raise many kinds; name the file
             raise ValueError(f"cannot restore the training state from {weights} ({type(err).__name__}: {err}).") from None
         self.model._initial_epoch = meta["epoch"]
@@ -584,4 +597,6 @@ class RunCheckpoint(keras.callbacks.Callback):
         with interrupts_deferred():
             if self.save_model:
                 _io.save_model(self.model, self.model_path)
+                # Vouches for the model file of this epoch: `zoo train --resume` may rebuild a damaged checkpoint from it.
+                self.record["model_sha256"] = file_digest(self.model_path)
             files.write_json(self.record, self.history_path)

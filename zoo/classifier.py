@@ -9,7 +9,6 @@ same feature space.
 """
 
 import hashlib
-import json
 import math
 import os
 import time
@@ -165,11 +164,15 @@ def load_or_train(name, train_data, test_data, cache_dir=None, epochs=None, seed
     key = f"classifier-{fingerprint(train_data[0], train_data[1], epochs, seed)}"
     model_path, info_path = os.path.join(cache_dir, f"{key}.keras"), os.path.join(cache_dir, f"{key}.json")
     if os.path.exists(model_path) and os.path.exists(info_path):
-        with open(info_path) as f:
-            info = json.load(f)
-        network = keras.saving.load_model(model_path, compile=False)
-        classifier = DomainClassifier(network, info["test_accuracy"], {**info, "cached": True, "path": model_path})
-        return classifier
+        try:  # a cache: a damaged entry is trained again, with a word
+            info = files.read_json(info_path)
+            network = _io.load_model(model_path, compile=False)
+            return DomainClassifier(network, info["test_accuracy"], {**info, "cached": True, "path": model_path})
+        except (ValueError, KeyError, TypeError) as err:
+            import warnings
+
+            warnings.warn(f"the cached domain classifier {model_path} is damaged ({err}); training it again.",
+                          stacklevel=2)
     classifier = train(train_data, test_data, epochs=epochs, seed=seed, verbose=verbose)
     info = {**classifier.info, "dataset": str(name), "key": key, "test_accuracy": classifier.test_accuracy,
             "n_test": int(len(test_data[0]))}

@@ -11,6 +11,7 @@ checkpoint files are backend-neutral).
 import os
 import platform
 import time
+import warnings
 
 import keras
 
@@ -91,10 +92,28 @@ def completed_epochs(out):
     return 0 if state is None else int(state[1]["epoch"])
 
 
+def _data_failure(err, dataset):
+    """A one-line description of `err` when it is the input pipeline failing to read the data, else None."""
+    import tensorflow as tf
+
+    if not isinstance(err, tf.errors.OpError):
+        return None
+    first_line = (err.message or str(err)).strip().splitlines()[0]
+    finder = getattr(dataset, "first_undecodable", None)
+    culprit = finder() if finder is not None else None
+    if culprit is not None:
+        return f"{culprit[0]} cannot be decoded by TensorFlow ({culprit[1]})"
+    if keras.backend.backend() != "tensorflow" or "decode" in first_line.lower() or "image" in first_line.lower():
+        return f"the training data could not be read ({first_line})"
+    return None
+
+
 def _start_fresh(out, model_name, overwrite):
     if not layout.holds_run(out):
         return
-    if not overwrite:
+    # A run that stopped before its first epoch was saved (a crash, a bad file) holds nothing to keep.
+    stub = completed_epochs(out) == 0 and not os.path.exists(layout.path(out, layout.MODEL))
+    if not overwrite and not stub:
         config = files.read_json(layout.path(out, layout.CONFIG), {}) or {}
         done = f"{completed_epochs(out)} of {config.get('epochs', '?')} epochs of {config.get('model', model_name)}"
         raise ValueError(
@@ -105,14 +124,47 @@ def _start_fresh(out, model_name, overwrite):
     foreign = layout.foreign_files(out)
     if foreign:
         raise ValueError(
-            f"--overwrite replaces only what `zoo train` wrote, but {out} holds {foreign[0]}"
+            f"{'--overwrite' if overwrite else 'starting again'} replaces only what `zoo train` wrote, but {out} "
+            f"holds {foreign[0]}"
             f"{f' and {len(foreign) - 1} more files' if len(foreign) > 1 else ''} that no run writes; "
             "nothing was deleted. Move them away or choose another --out."
         )
+    if stub and not overwrite:
+        print(f"zoo train: replacing the run in {out}, which stopped before its first epoch was saved.")
     for name in layout.RUN_FILES:
         files.remove(layout.path(out, name))
     for name in layout.RUN_DIRS:
         files.remove(layout.path(out, name))
+
+
+def _repair_checkpoint(out):
+    """When no saved training state in `out/checkpoint` is intact, rebuild it from model.keras if history.json
+    vouches for that file (its sha256), and say so; else raise a ValueError naming the broken files."""
+    from zoo import callbacks
+
+    backup_dir = layout.path(out, layout.CHECKPOINT)
+    states = callbacks.checkpoint_states(backup_dir)
+    if not states or callbacks.newest_intact_state(backup_dir) is not None:
+        return
+    problems = "; ".join(problem for _, _, problem in states)
+    model_path = layout.path(out, layout.MODEL)
+    try:
+        record = files.read_json(layout.path(out, layout.HISTORY)) or {}
+    except ValueError:
+        record = {}
+    epochs = record.get("epoch") if isinstance(record, dict) else None
+    vouched = (isinstance(epochs, list) and epochs and os.path.exists(model_path)
+               and record.get("model_sha256") == callbacks.file_digest(model_path))
+    if not vouched:
+        raise ValueError(f"cannot resume {out}: {problems}, and model.keras is not the file history.json was saved "
+                         "with, so no intact training state is left; start again with --overwrite.")
+    model = _io.load_model(model_path)
+    saver = callbacks.BackupAndRestore(backup_dir, double_checkpoint=True, delete_checkpoint=False)
+    saver.set_model(model)
+    saver._current_epoch, saver._last_batch_seen = int(epochs[-1]) + 1, 0
+    saver._save_model()
+    warnings.warn(f"{problems}; resuming from model.keras (epoch {int(epochs[-1]) + 1}), the newest intact state.",
+                  stacklevel=2)
 
 
 def _normalise(settings):
@@ -238,6 +290,7 @@ def _train_locked(out, model_name, spec, epochs, given, resume, overwrite, downl
 
     if resume:
         settings, config = _resume_settings(out, model_name, given)
+        _repair_checkpoint(out)
         if not os.path.isdir(layout.path(out, layout.CHECKPOINT)) and os.path.exists(layout.path(out, layout.MODEL)):
             raise ValueError(
                 f"{out} has a model.keras but no checkpoint/ to resume from (an older genzoo's run, or the folder "
@@ -338,6 +391,15 @@ def _train_locked(out, model_name, spec, epochs, given, resume, overwrite, downl
     try:
         model.fit(train_ds, epochs=epochs, validation_data=validation_ds, callbacks=run_callbacks, verbose=verbose,
                   steps_per_epoch=train_ds.steps_per_epoch if keyed else None, shuffle=False)  # the pipeline shuffles
+    except Exception as err:  # noqa: BLE001 - only a failure to read the data is translated, the rest goes on
+        problem = _data_failure(err, train_ds)
+        if problem is None:
+            raise
+        kept = completed_epochs(out)
+        raise ValueError(
+            f"{problem}; training stopped ({out} keeps {'epoch ' + str(kept) if kept else 'no trained epoch'}). "
+            f"Fix or remove the file, then run the same command{' with --resume' if kept else ''} again."
+        ) from None
     except KeyboardInterrupt as err:  # Ctrl-C, or SIGTERM through the CLI ("terminated")
         saved = completed_epochs(out)
         raise Interrupted(

@@ -5,6 +5,7 @@ import argparse
 import os
 import signal
 import sys
+import warnings
 
 from zoo_cli import backends, evaluate, export, generate, train
 
@@ -29,6 +30,8 @@ def _terminate(signum, frame):
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    # A warning is one line in the command's voice, not Python's two with a source line.
+    warnings.formatwarning = lambda message, category, *rest: f"zoo {args.command}: warning: {message}\n"
     previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         if hasattr(args, "backend"):

@@ -33,6 +33,10 @@ def _inspect_image(path):
             size, mode, fmt = im.size, im.mode, im.format
             if fmt not in _DECODABLE_FORMATS:
                 return None, None, f"format {fmt} is not PNG, JPEG, BMP or GIF"
+            if fmt == "BMP" and mode in ("1", "P"):
+                # TensorFlow's BMP decoder fails on 1-bit files and reads colour-palette indices as grey levels.
+                return None, None, (f"a {'1-bit' if mode == '1' else 'colour-palette'} BMP, which TensorFlow cannot "
+                                    "decode correctly; convert it to PNG")
             if fmt in ("JPEG", "MPO"):
                 # Decode at 1/8 scale: still reads every byte, so truncation shows.
                 im.draft(mode, (max(1, size[0] // 8), max(1, size[1] // 8)))
@@ -122,6 +126,15 @@ def folder_source(directory, split, holdout, take, channels):
         image.set_shape([None, None, channels])
         return image, label
 
+    def first_undecodable():
+        """(path, reason) of the first file TensorFlow's decoder refuses (after a failure of the pipeline), or None."""
+        for path in paths:
+            try:
+                decode(tf.constant(path), tf.constant(0, tf.int64))
+            except (tf.errors.OpError, ValueError) as err:
+                return path, (getattr(err, "message", None) or str(err)).strip().splitlines()[0]
+        return None
+
     items = tf.data.Dataset.from_tensor_slices((tf.constant(paths), tf.constant(labels, tf.int64)))
     return Source(items, decode, len(paths), (height, width, channels), class_names, in_memory=True,
-                   skipped_files=len(unreadable))
+                  skipped_files=len(unreadable), first_undecodable=first_undecodable)

@@ -77,8 +77,9 @@ def load(source, split="train", batch_size=128, shuffle=True, seed=None, take=No
 
     The dataset carries `class_names` (list or None), `num_examples`,
     `image_shape`, `steps_per_epoch` (batches per epoch, None if the size is
-    unknown) and `skipped_files` (folder files that could not be read) as
-    attributes. Unreadable folder images are skipped with a warning that
+    unknown), `skipped_files` (folder files that could not be read) and
+    `first_undecodable` (None, or for a folder a function that finds the first
+    file TensorFlow cannot decode, to name it after a failure) as attributes. Unreadable folder images are skipped with a warning that
     counts them; a missing directory, an unknown name, a TFDS dataset that is
     neither present nor downloadable raise one ValueError or
     FileNotFoundError that says what to do.
@@ -207,6 +208,7 @@ def load(source, split="train", batch_size=128, shuffle=True, seed=None, take=No
     ds.num_examples = n
     ds.image_shape = (*size, channels)
     ds.skipped_files = src.skipped_files
+    ds.first_undecodable = src.first_undecodable
     ds.steps_per_epoch = (n // batch_size if drop_remainder else -(-n // batch_size)) if n else None
     return ds
 

@@ -16,6 +16,7 @@ class Source:
     class_names: object = None
     in_memory: bool = True  # items hold the images themselves (a full shuffle is cheap)
     skipped_files: int = 0
+    first_undecodable: object = None  # () -> (path, reason) or None: names the file behind a decoding failure
 
 
 def check_split(source, split):
