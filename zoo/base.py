@@ -208,6 +208,18 @@ class GenerativeModel(keras.Model):
                 config[key] = tuple(config[key])
         return cls(**config)
 
+    def invert(self, images, steps=200, learning_rate=0.05, init=None, prior_weight=0.0, batch_size=256, seed=0):
+        """Latents whose `generate(z)` reconstructs `images` (in [0, 1]): Adam on z, the model frozen.
+
+        Works for every model (through `generate`); `init="encoder"` starts
+        from the encoder's code where the model has one. Returns
+        `Inversion(z, error)`, error the per-image MSE. See `zoo.inversion.invert`.
+        """
+        from zoo import inversion
+
+        return inversion.invert(self, images, steps=steps, learning_rate=learning_rate, init=init,
+                                prior_weight=prior_weight, batch_size=batch_size, seed=seed)
+
 
 class SingleOptimizerModel(GenerativeModel):
     """A model trained by one optimizer on one loss: Keras' own train step
