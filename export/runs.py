@@ -12,7 +12,7 @@ written under `RUN_DIR/export/`:
 import json
 import os
 
-from zoo_common import layout
+from zoo_common import files, layout
 
 FORMATS = ("savedmodel", "onnx")
 _FORMAT_ALIASES = {"savedmodel": "savedmodel", "saved_model": "savedmodel", "onnx": "onnx"}
@@ -53,11 +53,10 @@ def load_run(run_dir):
     if not os.path.isfile(model_path):
         raise FileNotFoundError(f"{run_dir} has no model.keras; write one with `zoo train MODEL --out {run_dir}`.")
     config_path = layout.path(run_dir, layout.CONFIG)
-    config = {}
-    if os.path.isfile(config_path):
-        with open(config_path) as f:
-            config = json.load(f)
-    model = keras.saving.load_model(model_path)
+    config = files.read_json(config_path, {}) if os.path.isfile(config_path) else {}
+    from zoo import _io
+
+    model = _io.load_model(model_path)
     if not isinstance(model, zoo.GenerativeModel):
         raise ValueError(f"{model_path} holds a {type(model).__name__}, not a genzoo model.")
     return model, config

@@ -134,22 +134,38 @@ def test_generate_overwrite_never_replaces_a_directory(trained, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["photos"]  # no temporary file left beside it
 
 
-def test_generate_overwrite_replaces_a_file_and_refuses_without_it(trained, tmp_path):
-    """The other side of the test above: the model is good and --overwrite does replace a file."""
+@pytest.mark.parametrize("name", ["grid.png", "samples.npy"])
+def test_generate_overwrite_replaces_only_its_own_file(trained, tmp_path, name):
+    """The other side of the test above: --overwrite replaces a file genzoo wrote (its mark: a PNG
+    text chunk, a comment in the .npy header), and never the user's file of the same name."""
     from PIL import Image
 
-    grid = tmp_path / "grid.png"
-    grid.write_bytes(b"an old grid\n")
+    out = tmp_path / name
+    users = np.zeros((4, 8, 8, 1), np.float32)
+    if name.endswith(".png"):
+        Image.fromarray(np.zeros((8, 8), np.uint8)).save(out)  # a real PNG, not genzoo's
+    else:
+        np.save(out, users)
+    before = out.read_bytes()
 
-    refused = zoo_cli("generate", trained["onnx"], "-n", "4", "-o", grid)
-    assert refused.returncode == 2 and "already exists" in error_line(refused, "generate")
-    assert grid.read_bytes() == b"an old grid\n"
+    for extra in ([], ["--overwrite"]):
+        refused = zoo_cli("generate", trained["onnx"], "-n", "4", "-o", out, *extra)
+        assert refused.returncode == 2
+        assert ("already exists" if not extra else "was not written by genzoo") in error_line(refused, "generate")
+        assert out.read_bytes() == before
 
-    done = zoo_cli("generate", trained["onnx"], "-n", "4", "-o", grid, "--overwrite")
-    assert done.returncode == 0, done.stderr
-    with Image.open(grid) as image:
-        assert image.format == "PNG" and min(image.size) >= 8
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["grid.png"]
+    out.unlink()
+    first = zoo_cli("generate", trained["onnx"], "-n", "4", "-o", out)
+    assert first.returncode == 0, first.stderr
+    again = zoo_cli("generate", trained["onnx"], "-n", "4", "-o", out, "--seed", "1", "--overwrite")
+    assert again.returncode == 0, again.stderr
+    if name.endswith(".png"):
+        with Image.open(out) as image:
+            assert image.format == "PNG" and image.text.get("Software") == "genzoo"
+    else:
+        assert np.load(out).shape == (4, 8, 8, 1) and np.load(out, mmap_mode="r").dtype == np.float32
+        assert not np.array_equal(np.load(out), users)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name]
 
 
 # 3. A diverging training is stopped and never saved -------------------------------------------------------------
@@ -465,3 +481,17 @@ def test_fit_on_a_dataset_stops_at_the_first_bad_batch_with_the_message(digits):
     with pytest.raises(tf.errors.InvalidArgumentError, match=r"fit: pixel values above 1"):
         model.fit(tf.data.Dataset.from_tensor_slices(images).batch(32), epochs=1, verbose=0, callbacks=[record])
     assert finished == [0]  # the second batch never finished a step
+
+
+@pytest.mark.parametrize("command", ["export", "evaluate"])
+def test_a_damaged_model_keras_is_named_by_export_and_evaluate(trained, tmp_path, command):
+    run = tmp_path / "run"
+    shutil.copytree(trained["vae"], run)
+    model = run / "model.keras"
+    model.write_bytes(model.read_bytes()[:200])  # cut short
+    before = snapshot(run)
+    done = zoo_cli(command, run)
+    assert done.returncode == 2
+    line = error_line(done, command)
+    assert f"{model} is not a readable Keras model (" in line and "cut short or damaged" in line
+    assert snapshot(run) == before

@@ -449,7 +449,7 @@ def checkpoint_states(backup_dir):
             if not isinstance(meta, dict) or not isinstance(meta.get("epoch"), int):
                 problem = f"{meta_path} holds no epoch count"
         except ValueError as err:
-            problem = f"{meta_path} is not valid JSON ({err})"
+            problem = str(err)
         if problem is None and meta is None:
             problem = f"{meta_path} is missing"
         elif problem is None and not os.path.exists(weights):

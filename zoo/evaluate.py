@@ -420,12 +420,8 @@ def evaluate_run(run_dir, k=DEFAULT_K, n_likelihood=None, n_samples=10000, sampl
             (see `Progress`). Defaults to False.
     Returns the results dict (also with the classifier's test accuracy and the real-vs-real floor).
     """
-    import json
-
-    import keras
-
     import zoo
-    from zoo import callbacks
+    from zoo import _io, callbacks
     from zoo import classifier as classifier_module
     from zoo_common import files, layout
     from zoo.samplers import GaussianMixtureSampler
@@ -434,13 +430,12 @@ def evaluate_run(run_dir, k=DEFAULT_K, n_likelihood=None, n_samples=10000, sampl
     for path in (model_path, config_path):
         if not os.path.exists(path):
             raise FileNotFoundError(f"{path} not found: is {run_dir} a run directory written by `zoo train`?")
-    with open(config_path) as f:
-        config = json.load(f)
+    config = files.read_json(config_path)
     if sampler not in ("prior", "gmm"):
         raise ValueError(f"sampler={sampler!r} is not supported; allowed values are 'prior' and 'gmm'.")
     eval_path = layout.path(run_dir, layout.EVAL)
     check_writable(eval_path)
-    model = keras.saving.load_model(model_path, compile=False)
+    model = _io.load_model(model_path, compile=False)
     if not callbacks.weights_are_finite(model):
         raise ValueError(f"{model_path} has NaN/inf weights (training diverged?); nothing evaluated. Retrain with "
                          "a lower --lr (and inputs in [0, 1]), or use a copy of the run saved before it diverged.")

@@ -15,8 +15,9 @@ output formats (--format; by default from -o: OUT.npy -> npy, OUT/ -> folder, an
 
 Any -n streams: images are made and written in chunks (--batch-size), so memory stays that of
 one chunk; every output appears under its name only once complete (a temporary name until then).
-Existing outputs are kept: without --overwrite nothing is replaced; with it, a file (png, npy) is
-replaced but never a directory, and a folder only if genzoo wrote it and it holds nothing else
+Existing outputs are kept: without --overwrite nothing is replaced; with it, a PNG or .npy is
+replaced only if genzoo wrote it (it carries genzoo's mark: a PNG text chunk, a comment in the
+.npy header), never a directory, and a folder only if genzoo wrote it and it holds nothing else
 (a new or empty folder needs no --overwrite)."""
 
 
@@ -42,7 +43,7 @@ def add_parser(subparsers):
     p.add_argument("--providers", default=None, help="onnxruntime providers: cpu (default), cuda or auto")
     p.add_argument("--threads", type=int, default=None, help="onnxruntime threads per operator")
     p.add_argument("--overwrite", action="store_true",
-                   help="replace an existing output file, or a folder of images genzoo wrote; never another directory")
+                   help="replace an output genzoo wrote (a PNG or .npy with its mark, a folder of its images); never the user's files or a directory")
     p.set_defaults(run=run)
 
 
@@ -91,7 +92,7 @@ def run(args):
         grid.check_folder(out, args.overwrite)
     else:
         _refuse_a_directory(out)
-        files.refuse_existing(out, args.overwrite, flag="--overwrite")
+        files.refuse_existing(out, args.overwrite, flag="--overwrite", ours=grid.written_by_genzoo)
     generator = OnnxGenerator(args.model, providers=args.providers, threads=args.threads)
     chunks = _finite(generator.iter_samples(args.num, seed=args.seed, batch_size=args.batch_size), args.model)
     about = f"{args.num} images of {generator.model} ({generator.precision}, seed {args.seed})"

@@ -129,8 +129,11 @@ def write_text(text, path):
 
 
 def read_json(path, default=None):
-    """The JSON content of `path`, or `default` when the file does not exist."""
+    """The JSON content of `path`, or `default` when the file does not exist; ValueError (naming it) if it is not JSON."""
     if not os.path.exists(path):
         return default
     with open(path) as f:
-        return json.load(f)
+        try:
+            return json.load(f)
+        except ValueError as err:  # cut short or not JSON: name the file
+            raise ValueError(f"{path} is not valid JSON ({err})") from None

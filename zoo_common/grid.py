@@ -77,6 +77,47 @@ def make_grid(images, ncols=None, padding=2, min_cell=32):
     return grid
 
 
+# How genzoo knows its own image files, so that --overwrite replaces only those: a PNG text chunk
+# "Software: genzoo", and a comment in an .npy header (numpy reads the header as a Python literal).
+_SOFTWARE = "genzoo"
+_NPY_MARK = "# written by genzoo"
+
+
+def _png_mark():
+    from PIL import PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Software", _SOFTWARE)
+    return info
+
+
+def written_by_genzoo(path):
+    """Whether the PNG or .npy file at `path` carries genzoo's mark (a file that cannot be read does not)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4096)
+        if head.startswith(b"\x93NUMPY"):
+            return _NPY_MARK.encode() in head
+        from PIL import Image
+
+        with Image.open(path) as image:
+            return image.format == "PNG" and getattr(image, "text", {}).get("Software") == _SOFTWARE
+    except Exception:  # noqa: BLE001 - unreadable, not an image: not ours
+        return False
+
+
+def _npy_header(dtype, shape):
+    """The bytes of a version 1.0 .npy header for `shape` and `dtype`, carrying genzoo's mark."""
+    import struct
+
+    header = (f"{{'descr': {np.lib.format.dtype_to_descr(np.dtype(dtype))!r}, 'fortran_order': False, "
+              f"'shape': {tuple(shape)!r}, }} {_NPY_MARK}")
+    magic = np.lib.format.magic(1, 0)
+    pad = -(len(magic) + 2 + len(header) + 1) % 64  # numpy aligns the data to 64 bytes
+    text = (header + " " * pad + "\n").encode("latin1")
+    return magic + struct.pack("<H", len(text)) + text
+
+
 def save_png(image, path):
     """Write a uint8 (H, W, C) array as PNG atomically (a temp file, then rename)."""
     from PIL import Image
@@ -86,7 +127,7 @@ def save_png(image, path):
         image = image[..., 0]
     tmp = _files.temp_file_beside(path, suffix=".png")
     try:
-        Image.fromarray(image).save(tmp, format="PNG")
+        Image.fromarray(image).save(tmp, format="PNG", pnginfo=_png_mark())
         _files.move_into_place(tmp, path)
     except BaseException:
         _files.remove(tmp)
@@ -124,8 +165,7 @@ def write_npy(chunks, n, image_shape, path, dtype="float32"):
     def write(tmp):
         written = 0
         with open(tmp, "wb") as f:
-            header = {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False, "shape": shape}
-            np.lib.format.write_array_header_1_0(f, header)
+            f.write(_npy_header(dtype, shape))
             for chunk in chunks:
                 chunk = _as(chunk, dtype)
                 if chunk.shape[1:] != shape[1:] or written + len(chunk) > shape[0]:
