@@ -23,7 +23,7 @@ import inspect
 import keras
 from keras import ops
 
-from zoo import _checks
+from zoo import _checks, replicas
 
 
 @keras.saving.register_keras_serializable(package="genzoo")
@@ -256,4 +256,4 @@ class SingleOptimizerModel(GenerativeModel):
         total = terms["loss"]
         for extra in self.losses:  # regularisers, add_loss
             total = total + ops.cast(ops.sum(extra), total.dtype)
-        return total
+        return replicas.scale_loss(total)  # under tf.distribute, the replicas' gradients are summed

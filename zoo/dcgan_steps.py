@@ -19,7 +19,7 @@ happens in fit()" for TensorFlow, JAX and PyTorch.
 import keras
 from keras import ops
 
-from zoo import losses
+from zoo import losses, replicas
 
 
 class Players:
@@ -96,11 +96,11 @@ def tensorflow_train_step(model, data):
             real_logits = D(real, training=True)
             fake_logits = D(ops.stop_gradient(fake), training=True)
             d_loss = ops.mean(losses.discriminator_loss(real_logits, fake_logits))
-            d_total = _with_losses(d_loss, D.losses)
+            d_total = replicas.scale_loss(_with_losses(d_loss, D.losses))
         model.d_optimizer.apply_gradients(zip(d_tape.gradient(d_total, d_vars), d_vars))
         g_logits = D(fake, training=True)
         g_loss = ops.mean(losses.generator_loss(g_logits, model.loss_name))
-        g_total = _with_losses(g_loss, G.losses)
+        g_total = replicas.scale_loss(_with_losses(g_loss, G.losses))
     model.g_optimizer.apply_gradients(zip(g_tape.gradient(g_total, g_vars), g_vars))
     return model._update_trackers(**_logs(d_loss, g_loss, real_logits, fake_logits))
 

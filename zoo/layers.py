@@ -3,6 +3,8 @@
 import keras
 from keras import ops
 
+from zoo import replicas
+
 
 @keras.saving.register_keras_serializable(package="genzoo")
 class Sampling(keras.layers.Layer):
@@ -26,7 +28,7 @@ class Sampling(keras.layers.Layer):
 
     def call(self, inputs):
         mean, log_var = inputs
-        eps = keras.random.normal(ops.shape(mean), dtype=mean.dtype, seed=self.seed_generator)
+        eps = replicas.normal(ops.shape(mean), dtype=mean.dtype, seed=self.seed_generator)
         return mean + ops.exp(0.5 * log_var) * eps
 
     def compute_output_shape(self, input_shape):

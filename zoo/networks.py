@@ -58,29 +58,33 @@ def deconv_decoder(image_shape, latent_dim, filters=(64, 32), hidden_dim=256, ke
     return keras.Model(z, logits, name=name, dtype=dtype)
 
 
-def dcgan_generator(image_shape, latent_dim, filters=(128, 64), kernel_size=5, name="generator", dtype=None):
+def dcgan_generator(image_shape, latent_dim, filters=(128, 64), kernel_size=5, name="generator", dtype=None,
+                    synchronized=False):
     """DCGAN generator (Radford et al. 2016): project and reshape, then
     fractionally-strided convolutions with batch norm and ReLU, tanh output in [-1, 1].
 
     `filters` are the widths before each upsampling, widest first; the last
     upsampling produces the image channels directly (no batch norm there).
+    `synchronized`: batch statistics over every replica of a tf.distribute
+    strategy (TensorFlow backend only).
     """
     bottom_h, bottom_w = _bottom_shape(image_shape, len(filters))
     z = keras.Input(shape=(latent_dim,), name="z")
     x = layers.Dense(bottom_h * bottom_w * filters[0], use_bias=False, name="project", dtype=dtype)(z)
-    x = layers.BatchNormalization(name="project_bn", dtype=dtype)(x)
+    x = layers.BatchNormalization(name="project_bn", synchronized=synchronized, dtype=dtype)(x)
     x = layers.ReLU(name="project_relu", dtype=dtype)(x)
     x = layers.Reshape((bottom_h, bottom_w, filters[0]), name="reshape", dtype=dtype)(x)
     for i, width in enumerate(filters[1:]):
         x = layers.Conv2DTranspose(width, kernel_size, strides=2, padding="same", use_bias=False, name=f"deconv{i}", dtype=dtype)(x)
-        x = layers.BatchNormalization(name=f"deconv{i}_bn", dtype=dtype)(x)
+        x = layers.BatchNormalization(name=f"deconv{i}_bn", synchronized=synchronized, dtype=dtype)(x)
         x = layers.ReLU(name=f"deconv{i}_relu", dtype=dtype)(x)
     x = layers.Conv2DTranspose(image_shape[-1], kernel_size, strides=2, padding="same", name="to_image", dtype=dtype)(x)
     images = layers.Activation("tanh", name="tanh", dtype="float32")(x)
     return keras.Model(z, images, name=name, dtype=dtype)
 
 
-def dcgan_discriminator(image_shape, filters=(64, 128), kernel_size=5, name="discriminator", dtype=None):
+def dcgan_discriminator(image_shape, filters=(64, 128), kernel_size=5, name="discriminator", dtype=None,
+                        synchronized=False):
     """DCGAN discriminator: strided convolutions with LeakyReLU(0.2), batch norm on
     all but the input layer (Radford et al. 2016), one real/fake logit out."""
     images = keras.Input(shape=image_shape, name="images")
@@ -88,7 +92,7 @@ def dcgan_discriminator(image_shape, filters=(64, 128), kernel_size=5, name="dis
     for i, width in enumerate(filters):
         x = layers.Conv2D(width, kernel_size, strides=2, padding="same", use_bias=i == 0, name=f"conv{i}", dtype=dtype)(x)
         if i > 0:
-            x = layers.BatchNormalization(name=f"conv{i}_bn", dtype=dtype)(x)
+            x = layers.BatchNormalization(name=f"conv{i}_bn", synchronized=synchronized, dtype=dtype)(x)
         x = layers.LeakyReLU(negative_slope=0.2, name=f"conv{i}_lrelu", dtype=dtype)(x)
     x = layers.Flatten(name="flatten", dtype=dtype)(x)
     logits = layers.Dense(1, name="logit", dtype="float32")(x)

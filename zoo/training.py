@@ -36,7 +36,10 @@ DEFAULTS = {
     "log_every": 1,
     "validation": True,
     "precision": "float32",
+    "distribute": None,
 }
+# `distribute` names and the backend each runs on.
+DISTRIBUTIONS = {"mirrored": "tensorflow", "data-parallel": "jax"}
 # Keras dtype policies `--precision` accepts. mixed_bfloat16 computes in bfloat16
 # with float32 weights (and float32 losses: see zoo.networks); on CPUs with AMX
 # or AVX512-BF16 it trains markedly faster (benchmarks/train_speed.py).
@@ -167,6 +170,46 @@ def _repair_checkpoint(out):
                   stacklevel=2)
 
 
+def distribution(name, cpu_replicas=None):
+    """(a context manager to build and train in, the replica count) for `distribute=name`.
+
+    "mirrored": `tf.distribute.MirroredStrategy` over every GPU, else every
+    (logical) CPU device; "data-parallel": `keras.distribution.DataParallel`
+    over every JAX device. `cpu_replicas` splits the CPU into that many
+    logical devices first (TensorFlow; for JAX the CLI sets XLA_FLAGS before
+    JAX starts).
+    """
+    import contextlib
+
+    if name is None:
+        return contextlib.nullcontext(), 1
+    backend = keras.backend.backend()
+    needs = DISTRIBUTIONS.get(name)
+    if needs is None:
+        raise ValueError(f"distribute={name!r} is not supported; allowed values are {', '.join(DISTRIBUTIONS)}.")
+    if needs != backend:
+        other = next((n for n, b in DISTRIBUTIONS.items() if b == backend), None)
+        raise ValueError(f"--distribute {name} runs on the {needs} backend, not {backend}; pass --backend {needs}"
+                         + (f", or use --distribute {other} on {backend}." if other else
+                            f" ({backend} has no distribution in Keras)."))
+    if name == "mirrored":
+        import tensorflow as tf
+
+        if cpu_replicas:
+            cpu = tf.config.list_physical_devices("CPU")[0]
+            try:
+                tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * cpu_replicas)
+            except RuntimeError as err:
+                raise ValueError(f"--cpu-replicas must be set before TensorFlow starts ({err}).") from None
+        gpus = tf.config.list_logical_devices("GPU")
+        devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
+        strategy = tf.distribute.MirroredStrategy(devices)
+        return strategy.scope(), strategy.num_replicas_in_sync
+    devices = keras.distribution.list_devices()
+    keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
+    return contextlib.nullcontext(), len(devices)
+
+
 def _normalise(settings):
     settings = dict(settings)
     if settings.get("image_size") is not None:
@@ -222,7 +265,7 @@ def _held_out(dataset, image_shape, settings, binarize, download):
 def train(model_name, dataset=None, epochs=10, out="runs/run", batch_size=None, latent_dim=None, learning_rate=None,
           d_learning_rate=None, g_learning_rate=None, image_size=None, binarize=None, cache=None, take=None,
           data_dir=None, download=True, seed=None, log_every=None, validation=None, resume=False, overwrite=False,
-          precision=None, verbose=1, **model_options):
+          precision=None, distribute=None, cpu_replicas=None, verbose=1, **model_options):
     """Train `model_name` on `dataset` and keep the run directory `out` current. Returns the model.
 
     Args:
@@ -244,6 +287,15 @@ def train(model_name, dataset=None, epochs=10, out="runs/run", batch_size=None, 
         precision: str. The Keras dtype policy the networks are built with:
             "float32" or "mixed_bfloat16" (bfloat16 needs no loss scaling). Defaults to
             "float32".
+        distribute: str or None. "mirrored" (TensorFlow's MirroredStrategy:
+            every GPU, else the CPU devices) or "data-parallel" (JAX,
+            keras.distribution.DataParallel). `batch_size` is the global batch
+            and must divide over the replicas; the last partial batch of an
+            epoch is dropped; the DCGAN synchronises its batch norm across
+            replicas. A step then equals one device's step on the global batch.
+            Defaults to None (one device).
+        cpu_replicas: int or None. Split the CPU into this many logical devices
+            (TensorFlow) for `distribute` on a machine without GPUs.
         resume: bool. Continue the run in `out` from its last completed
             epoch (weights, optimizer state, epoch and step counters,
             history) with its saved settings; only log_every, validation,
@@ -272,6 +324,7 @@ def train(model_name, dataset=None, epochs=10, out="runs/run", batch_size=None, 
         d_learning_rate=d_learning_rate, g_learning_rate=g_learning_rate, image_size=image_size, binarize=binarize,
         cache=cache, take=take, data_dir=data_dir, seed=seed, log_every=log_every, validation=validation,
         precision=None if precision is None else _checks.choice("precision", precision, PRECISIONS),
+        distribute=None if distribute is None else _checks.choice("distribute", distribute, tuple(DISTRIBUTIONS)),
     ).items() if value is not None}
     options = {key: value for key, value in model_options.items() if value is not None}
     if options:
@@ -280,10 +333,10 @@ def train(model_name, dataset=None, epochs=10, out="runs/run", batch_size=None, 
     with layout.locked(out):
         if layout.holds_run(out):
             layout.remove_temporary(out)  # left by a save that SIGKILL cut short
-        return _train_locked(out, model_name, spec, epochs, given, resume, overwrite, download, verbose)
+        return _train_locked(out, model_name, spec, epochs, given, resume, overwrite, download, verbose, cpu_replicas)
 
 
-def _train_locked(out, model_name, spec, epochs, given, resume, overwrite, download, verbose):
+def _train_locked(out, model_name, spec, epochs, given, resume, overwrite, download, verbose, cpu_replicas=None):
     """`train` from its validated settings on, while it holds the run directory's lock."""
     from zoo import callbacks, data
     from zoo_common.grid import save_grid
@@ -315,7 +368,18 @@ def _train_locked(out, model_name, spec, epochs, given, resume, overwrite, downl
 
         keras.utils.set_random_seed(seed)
 
+    scope, replica_count = distribution(settings.get("distribute"), cpu_replicas)
+    if config is not None and config.get("replicas", 1) != replica_count:
+        raise ValueError(f"{out} trained on {config.get('replicas', 1)} replicas and would resume on {replica_count}; "
+                         "resume with the same devices (a different count changes the batch-norm statistics and the "
+                         "run's noise), or start a new run.")
+    if settings["batch_size"] % replica_count:
+        fit = settings["batch_size"] - settings["batch_size"] % replica_count or replica_count
+        raise ValueError(f"--batch-size {settings['batch_size']} does not divide over {replica_count} replicas; "
+                         f"use a multiple of {replica_count}, e.g. --batch-size {fit}.")
     options = settings["model_options"]
+    if model_name == "dcgan" and settings.get("distribute") and config is None:
+        options = settings["model_options"] = {"sync_batch_norm": True, **options}
     if settings["binarize"] is None:
         settings["binarize"] = model_name == "vae" and options.get("likelihood", "bernoulli") == "bernoulli"
     binarize = bool(settings["binarize"])
@@ -332,7 +396,7 @@ def _train_locked(out, model_name, spec, epochs, given, resume, overwrite, downl
     train_ds = data.load(
         dataset, "train", settings["batch_size"], seed=seed, take=settings["take"], for_model=model_name,
         image_size=settings["image_size"], binarize=binarize, cache=settings["cache"], data_dir=settings["data_dir"],
-        download=download, start_epoch=done if keyed else None,
+        download=download, start_epoch=done if keyed else None, drop_remainder=replica_count > 1,
     )
     image_shape = train_ds.image_shape
     settings["image_size"] = list(image_shape[:2])
@@ -340,11 +404,12 @@ def _train_locked(out, model_name, spec, epochs, given, resume, overwrite, downl
 
     # The dtype policy is part of the model's config (runs older than that trained in `precision`).
     precision = settings.get("precision") or "float32"
-    if config is not None:
-        model = spec.cls.from_config({"dtype": precision, **config["model_config"]})
-    else:
-        model = build_model(model_name, image_shape, settings["latent_dim"], seed=seed, dtype=precision, **options)
-    compile_model(model, settings["learning_rate"], settings["d_learning_rate"], settings["g_learning_rate"])
+    with scope:  # under a strategy, the variables are made in its scope
+        if config is not None:
+            model = spec.cls.from_config({"dtype": precision, **config["model_config"]})
+        else:
+            model = build_model(model_name, image_shape, settings["latent_dim"], seed=seed, dtype=precision, **options)
+        compile_model(model, settings["learning_rate"], settings["d_learning_rate"], settings["g_learning_rate"])
 
     if config is None:
         config = {
@@ -360,6 +425,7 @@ def _train_locked(out, model_name, spec, epochs, given, resume, overwrite, downl
                 "skipped_files": train_ds.skipped_files,
             },
             "backend": keras.backend.backend(),
+            "replicas": replica_count,
             "versions": library_versions(),
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "resumed": [],

@@ -1,6 +1,7 @@
 """`zoo train MODEL ...`: argument parsing only; the work is zoo.training.train."""
 
 import argparse
+import os
 import sys
 
 from zoo_cli import backends
@@ -65,11 +66,24 @@ def add_parser(subparsers):
     p.add_argument("--loss", default=None, help="ae: bce or mse; dcgan: non_saturating or minimax")
     p.add_argument("--precision", default=None, choices=["float32", "mixed_bfloat16"],
                    help="Keras dtype policy (default float32; mixed_bfloat16 is faster on CPUs with AMX/AVX512-BF16)")
+    p.add_argument("--distribute", default=None, choices=["mirrored", "data-parallel"],
+                   help="data-parallel training over this machine's devices: mirrored = tf.distribute.MirroredStrategy "
+                        "(TensorFlow backend: every GPU, else the CPU devices), data-parallel = "
+                        "keras.distribution.DataParallel (JAX backend: every device); --batch-size is the global batch")
+    p.add_argument("--cpu-replicas", type=int, default=None, metavar="N",
+                   help="with --distribute on a machine without GPUs: split the CPU into N logical devices (to try "
+                        "distribution; not faster)")
     backends.add_argument(p)
     p.set_defaults(run=run)
 
 
 def run(args):
+    if args.cpu_replicas is not None:
+        if args.cpu_replicas < 1 or not args.distribute:
+            raise ValueError(f"--cpu-replicas {args.cpu_replicas}: give a number >= 1, with --distribute.")
+        # JAX reads its host device count when it starts: before Keras loads it.
+        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
+                                   f" --xla_force_host_platform_device_count={args.cpu_replicas}").strip()
     from zoo import training
 
     options = {"noise_stddev": args.noise_stddev, "likelihood": args.likelihood, "beta": args.beta, "loss": args.loss}
@@ -79,6 +93,7 @@ def run(args):
         image_size=args.image_size, binarize=args.binarize, cache=args.cache, take=args.take,
         data_dir=args.data_dir, download=not args.no_download, seed=args.seed, log_every=args.log_every,
         validation=args.validation, resume=args.resume, overwrite=args.overwrite, precision=args.precision,
+        distribute=args.distribute, cpu_replicas=args.cpu_replicas,
         # A terminal gets progress bars; a log file or CI one line per epoch.
         verbose=1 if sys.stdout.isatty() else 2, **options,
     )

@@ -1,0 +1,76 @@
+"""What a training step needs to know of data-parallel replicas (tf.distribute), on any backend.
+
+Under a `tf.distribute` strategy (MirroredStrategy, MultiWorkerMirroredStrategy)
+each replica computes the loss on its share of the global batch and the
+optimizers sum the replicas' gradients; so a per-replica mean loss is divided
+by the replica count (as Keras' own losses do), and the step equals one step
+on the global batch. Sampling noise is drawn for the global batch from the
+same seed state on every replica, and each replica takes its own rows: the
+replicas draw different noise, the same noise one device would have drawn.
+
+With JAX and `keras.distribution.DataParallel` the step sees the global batch
+(sharded arrays), and nothing here changes anything; so on PyTorch.
+"""
+
+import keras
+from keras import ops
+
+
+def replica():
+    """(this replica's index, replica count) inside a `tf.distribute` replica context, else (0, 1)."""
+    if keras.backend.backend() != "tensorflow":
+        return 0, 1
+    import tensorflow as tf
+
+    if not tf.distribute.has_strategy():
+        return 0, 1
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:  # cross-replica context, or one replica
+        return 0, 1
+    return context.replica_id_in_sync_group, context.num_replicas_in_sync
+
+
+def scale_loss(loss):
+    """A per-replica mean loss, divided by the replica count so that the summed gradients are the global batch's."""
+    _, count = replica()
+    return loss if count == 1 else loss / count
+
+
+def normal(shape, dtype=None, seed=None):
+    """`keras.random.normal(shape, dtype, seed)` for this replica's rows of the global batch.
+
+    `shape[0]` is the per-replica batch; the draw is made for `count * shape[0]`
+    rows and this replica keeps rows `index * shape[0]` onward (every replica
+    advances the seed state alike, as one device would).
+    """
+    index, count = replica()
+    if count == 1:
+        return keras.random.normal(shape, dtype=dtype, seed=seed)
+    import tensorflow as tf
+
+    shape = tf.unstack(tf.convert_to_tensor(shape, tf.int32)) if not isinstance(shape, (tuple, list)) else list(shape)
+    rows = shape[0]
+    full = keras.random.normal(tf.stack([count * rows, *shape[1:]]), dtype=dtype, seed=seed)
+    return full[index * rows : (index + 1) * rows]
+
+
+def global_batch_check(batch_size):
+    """Raise ValueError unless `batch_size` divides evenly over the replicas of the current strategy."""
+    count = replica_count()
+    if batch_size % count:
+        raise ValueError(f"batch size {batch_size} does not divide over {count} replicas; use a multiple of {count} "
+                         f"(e.g. --batch-size {batch_size - batch_size % count or count}).")
+    return count
+
+
+def replica_count():
+    """Replicas of the current `tf.distribute` strategy or `keras.distribution` (1 when there is none)."""
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        return tf.distribute.get_strategy().num_replicas_in_sync
+    distribution = keras.distribution.distribution()
+    if distribution is None:
+        return 1
+    mesh = getattr(distribution, "device_mesh", None)
+    return int(mesh.shape[0]) if mesh is not None else 1
