@@ -22,6 +22,7 @@ generator, the AE/VAE decoder); models with an encoder can start from its code.
 """
 
 import collections
+import weakref
 
 import keras
 import numpy as np
@@ -46,10 +47,10 @@ def reconstruction_error(model, z, images):
     return np.mean(np.square(generated - np.asarray(images, np.float32)), axis=(1, 2, 3)).astype(np.float32)
 
 
-def _objective(model, target, prior_weight):
-    """z -> (per-image reconstruction error, per-image objective), keras.ops only."""
+def _objective(model, prior_weight):
+    """(z, target) -> (per-image reconstruction error, per-image objective), keras.ops only."""
 
-    def objective(z):
+    def objective(z, target):
         images = model.generate(z)
         error = ops.mean(ops.square(images - target), axis=(1, 2, 3))
         if prior_weight:
@@ -60,7 +61,7 @@ def _objective(model, target, prior_weight):
 
 
 # -- the gradient with respect to z, once per backend -----------------------------
-# Each returns step(z, m, v, t) -> (error before the step, z, m, v) for one Adam step.
+# Each returns step(z, m, v, t, target) -> (error before the step, z, m, v): one Adam step.
 def _adam(z, grad, m, v, t, learning_rate, beta_1=0.9, beta_2=0.999, epsilon=1e-8):
     """One Adam step (Kingma & Ba 2015) on z, in keras.ops; `t` counts from 1."""
     m = beta_1 * m + (1.0 - beta_1) * grad
@@ -74,10 +75,10 @@ def tensorflow_step(objective, learning_rate):
     import tensorflow as tf
 
     @tf.function(reduce_retracing=True)
-    def step(z, m, v, t):
+    def step(z, m, v, t, target):
         with tf.GradientTape() as tape:
             tape.watch(z)
-            error, total = objective(z)
+            error, total = objective(z, target)
             total = ops.sum(total)
         z, m, v = _adam(z, tape.gradient(total, z), m, v, t, learning_rate)
         return error, z, m, v
@@ -88,15 +89,15 @@ def tensorflow_step(objective, learning_rate):
 def jax_step(objective, learning_rate):
     import jax
 
-    def summed(z):
-        error, total = objective(z)
+    def summed(z, target):
+        error, total = objective(z, target)
         return ops.sum(total), error
 
     # The generator's weights are read inside the trace, so they enter as constants:
     # frozen, as the search requires (no variable is written: generate runs in inference mode).
     @jax.jit
-    def step(z, m, v, t):
-        (_, error), grad = jax.value_and_grad(summed, has_aux=True)(z)
+    def step(z, m, v, t, target):
+        (_, error), grad = jax.value_and_grad(summed, has_aux=True)(z, target)
         z, m, v = _adam(z, grad, m, v, t, learning_rate)
         return error, z, m, v
 
@@ -106,9 +107,9 @@ def jax_step(objective, learning_rate):
 def torch_step(objective, learning_rate):
     import torch
 
-    def step(z, m, v, t):
+    def step(z, m, v, t, target):
         z = z.detach().requires_grad_(True)
-        error, total = objective(z)
+        error, total = objective(z, target)
         # autograd.grad, not backward(): only z's gradient, nothing accumulates in the generator's weights.
         (grad,) = torch.autograd.grad(ops.sum(total), [z])
         with torch.no_grad():
@@ -121,13 +122,25 @@ def torch_step(objective, learning_rate):
 _STEPS = {"tensorflow": tensorflow_step, "jax": jax_step, "torch": torch_step}
 
 
-def _step_function(objective, learning_rate):
+# model -> {(learning_rate, prior_weight): step}: a second `invert` on the same model reuses the
+# traced TensorFlow function or the compiled JAX one (the weights enter JAX's trace as constants, so
+# the cache is dropped when any weight changes).
+_CACHE = weakref.WeakKeyDictionary()
+
+
+def _step_function(model, learning_rate, prior_weight):
     backend = keras.backend.backend()
     if backend not in _STEPS:
         raise RuntimeError(
             f"invert has gradient code for the tensorflow, jax and torch backends of Keras, not {backend!r}."
         )
-    return _STEPS[backend](objective, learning_rate)
+    # JAX arrays are immutable: a weight that changed is a different array object.
+    weights = tuple(w.value for w in model.weights) if backend == "jax" else ()
+    cached = _CACHE.setdefault(model, {})
+    key = (learning_rate, prior_weight)
+    if key not in cached or len(cached[key][0]) != len(weights) or any(a is not b for a, b in zip(cached[key][0], weights)):
+        cached[key] = (weights, _STEPS[backend](_objective(model, prior_weight), learning_rate))
+    return cached[key][1]
 
 
 # -- the public function ------------------------------------------------------------
@@ -195,15 +208,15 @@ def invert(model, images, steps=200, learning_rate=0.05, init=None, prior_weight
     batch_size = _checks.positive_int("batch_size", batch_size)
     images = _images(model, images)
     z_all = _initial(model, images, init, seed)
+    step = _step_function(model, learning_rate, prior_weight) if steps else None
     found = []
     for start in range(0, len(images), batch_size):
         target = ops.convert_to_tensor(images[start : start + batch_size])
         z = ops.convert_to_tensor(z_all[start : start + batch_size])
         if steps:
-            step = _step_function(_objective(model, target, prior_weight), learning_rate)
             m, v = ops.zeros_like(z), ops.zeros_like(z)
             for t in range(1, steps + 1):
-                _, z, m, v = step(z, m, v, ops.convert_to_tensor(float(t)))
+                _, z, m, v = step(z, m, v, ops.convert_to_tensor(float(t)), target)
         found.append(ops.convert_to_numpy(z).astype(np.float32))
     z = np.concatenate(found)
     return Inversion(z, reconstruction_error(model, z, images))
