@@ -19,13 +19,14 @@ from zoo.dcgan import DCGAN  # noqa: E402
 from zoo.layers import Sampling  # noqa: E402
 from zoo.registry import classes as _classes  # noqa: E402
 from zoo.vae import VAE  # noqa: E402
+from zoo.wgan import WGANGP  # noqa: E402
 
 __version__ = "0.1.0"
 
 # CLI names -> classes (the registry, zoo.registry, holds their run defaults).
 MODELS = _classes()
 
-_LAZY_SUBMODULES = ("data", "callbacks", "evaluate", "samplers", "latent", "training", "registry")
+_LAZY_SUBMODULES = ("data", "callbacks", "evaluate", "samplers", "latent", "training", "registry", "inversion", "density")
 
 
 def __getattr__(name):
@@ -34,4 +35,4 @@ def __getattr__(name):
     raise AttributeError(f"module 'zoo' has no attribute {name!r}")
 
 
-__all__ = ["Autoencoder", "VAE", "DCGAN", "GenerativeModel", "Sampling", "losses", "MODELS", "__version__"]
+__all__ = ["Autoencoder", "VAE", "DCGAN", "WGANGP", "GenerativeModel", "Sampling", "losses", "MODELS", "__version__"]

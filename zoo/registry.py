@@ -8,6 +8,7 @@ import dataclasses
 from zoo.ae import Autoencoder
 from zoo.dcgan import DCGAN
 from zoo.vae import VAE
+from zoo.wgan import WGANGP
 
 
 @dataclasses.dataclass(frozen=True)
@@ -24,6 +25,7 @@ MODELS = {
     "dae": Entry(Autoencoder, 64, {"noise_stddev": 0.3}, "denoising autoencoder: a larger code, noisy inputs"),
     "vae": Entry(VAE, 16, summary="variational autoencoder: density estimation and sampling"),
     "dcgan": Entry(DCGAN, 100, summary="deep convolutional GAN: implicit sampling"),
+    "wgan-gp": Entry(WGANGP, 100, summary="Wasserstein GAN with gradient penalty: the mode-collapse remedy"),
 }
 
 

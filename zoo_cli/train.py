@@ -9,7 +9,7 @@ from zoo_cli import backends
 
 # The names of zoo.registry.MODELS, spelled out so that `zoo --help` need not import Keras
 # (tests/test_cli.py checks that the two agree).
-MODEL_NAMES = ("ae", "dae", "vae", "dcgan")
+MODEL_NAMES = ("ae", "dae", "vae", "dcgan", "wgan-gp")
 
 
 def _image_size(text):
@@ -44,9 +44,9 @@ def add_parser(subparsers):
     p.add_argument("--overwrite", action="store_true", help="delete a run already in RUN_DIR and start again")
     p.add_argument("--batch-size", type=int, default=None, help="default 128")
     p.add_argument("--latent-dim", type=int, default=None, help="latent/code width (default per model)")
-    p.add_argument("--lr", type=float, default=None, help="learning rate (default 1e-3; 2e-4 for dcgan)")
-    p.add_argument("--d-lr", type=float, default=None, help="dcgan: discriminator learning rate (default --lr)")
-    p.add_argument("--g-lr", type=float, default=None, help="dcgan: generator learning rate (default --lr)")
+    p.add_argument("--lr", type=float, default=None, help="learning rate (default 1e-3; 2e-4 for dcgan; 1e-4 for wgan-gp)")
+    p.add_argument("--d-lr", type=float, default=None, help="dcgan: discriminator learning rate; wgan-gp: the critic's (default --lr)")
+    p.add_argument("--g-lr", type=float, default=None, help="dcgan, wgan-gp: generator learning rate (default --lr)")
     p.add_argument("--seed", type=int, default=None, help="seed of weights, shuffling and noise (default 0)")
     p.add_argument("--image-size", type=_image_size, default=None, metavar="SIZE",
                    help="centre-crop and resize to SIZE (64) or HxW (64x48); sides must be divisible by 4")

@@ -1,0 +1,214 @@
+"""The Wasserstein GAN with gradient penalty (WGAN-GP), the standard remedy for mode collapse."""
+
+import keras
+from keras import layers
+
+from zoo import _checks, networks, wgan_steps
+from zoo.base import GenerativeModel
+from zoo.dcgan import _WIDTHS, default_stages
+
+CRITIC_NORMS = ("layer", "none")
+
+
+def critic_network(image_shape, filters=(64, 128), kernel_size=5, norm="layer", name="critic", dtype=None):
+    """The WGAN-GP critic: the DCGAN discriminator's strided convolutions and
+    LeakyReLU(0.2) without batch norm, which would make each example's score
+    depend on the rest of the batch and so invalidate the per-example gradient
+    penalty (Gulrajani et al. 2017, section 4): layer norm over (H, W, C) on
+    all but the input layer ("layer"), or no normalisation ("none"). One
+    unbounded score out (no sigmoid)."""
+    images = keras.Input(shape=image_shape, name="images")
+    x = images
+    for i, width in enumerate(filters):
+        x = layers.Conv2D(width, kernel_size, strides=2, padding="same", name=f"conv{i}", dtype=dtype)(x)
+        if i > 0 and norm == "layer":
+            x = layers.LayerNormalization(axis=(1, 2, 3), name=f"conv{i}_ln", dtype=dtype)(x)
+        x = layers.LeakyReLU(negative_slope=0.2, name=f"conv{i}_lrelu", dtype=dtype)(x)
+    x = layers.Flatten(name="flatten", dtype=dtype)(x)
+    scores = layers.Dense(1, name="score", dtype="float32")(x)
+    return keras.Model(images, scores, name=name, dtype=dtype)
+
+
+def default_optimizer():
+    """Adam(1e-4, beta_1=0, beta_2=0.9), the setting of Gulrajani et al. (2017)."""
+    return keras.optimizers.Adam(learning_rate=1e-4, beta_1=0.0, beta_2=0.9)
+
+
+@keras.saving.register_keras_serializable(package="genzoo")
+class WGANGP(GenerativeModel):
+    """Wasserstein GAN with gradient penalty (Gulrajani et al. 2017; Arjovsky
+    et al. 2017).
+
+    The critic f scores images (higher = more real, no sigmoid); it is trained
+    `n_critic` times per generator step on E f(G(z)) - E f(x) + lambda *
+    E (|grad f(x_hat)| - 1)^2, x_hat a uniform random point between a real and
+    a fake image (eps ~ U[0, 1] per example), which keeps f close to
+    1-Lipschitz so that E f(x) - E f(G(z)) estimates the Wasserstein-1
+    distance; the generator descends -E f(G(z)). The generator is the DCGAN's
+    (`zoo.networks.dcgan_generator`); the critic the DCGAN discriminator
+    without batch norm (`critic_network`). Images cross the API in [0, 1];
+    the tanh range [-1, 1] stays inside, as for the DCGAN.
+
+    Args:
+        image_shape: tuple (H, W, C). H and W divisible by 2**stages, C in {1, 3}.
+        latent_dim: int. Dimension of z ~ N(0, I). Defaults to 100.
+        n_critic: int >= 1. Critic updates per generator update. Defaults to 5.
+        gp_weight: float >= 0. lambda, the weight of the gradient penalty.
+            Defaults to 10.
+        generator_filters: tuple of int or None. As for the DCGAN. Defaults to
+            None: (128, 64) for 28x28, (256, 128, 64) for 32x32, ...
+        critic_filters: tuple of int or None. Widths of the critic's strided
+            convolutions. Defaults to None: the generator's, reversed.
+        kernel_size: int. Defaults to 5.
+        critic_norm: str. "layer" (layer normalisation) or "none". Defaults to "layer".
+        seed: int or None. Seeds the training noise and `sample()`.
+        dtype: the Keras dtype policy; saved in the config. Defaults to None.
+
+    Tracked: `c_loss` (the critic's objective with the penalty), `gp` (the
+    mean penalty (|grad| - 1)^2, before lambda), `w_distance` (E f(x) - E
+    f(G(z)), the critic's estimate of the Wasserstein distance), `g_loss`.
+    The critic's values are those of the step's last critic update.
+
+    Trains on every Keras backend: the step is written once per backend, in
+    `zoo.wgan_steps`. `compile()` gives each player Adam(1e-4, beta_1=0,
+    beta_2=0.9), the paper's setting.
+
+    Example:
+    >>> wgan = WGANGP((28, 28, 1))
+    >>> wgan.compile()
+    >>> wgan.fit(images, epochs=20)
+    >>> grid = wgan.sample(64, seed=0)
+    """
+
+    kind = "wgan-gp"
+    default_learning_rate = 1e-4
+    player_learning_rates = ("d_learning_rate", "g_learning_rate")  # d: the critic
+
+    def __init__(
+        self,
+        image_shape,
+        latent_dim=100,
+        n_critic=5,
+        gp_weight=10.0,
+        generator_filters=None,
+        critic_filters=None,
+        kernel_size=5,
+        critic_norm="layer",
+        seed=None,
+        **kwargs,
+    ):
+        stages = default_stages(_checks.image_shape(image_shape, 2))
+        if generator_filters is not None:
+            generator_filters = _checks.filters("generator_filters", generator_filters)
+            stages = len(generator_filters)
+        if critic_filters is not None:
+            critic_filters = _checks.filters("critic_filters", critic_filters)
+            stages = max(stages, len(critic_filters))
+        super().__init__(image_shape, latent_dim, downsamplings=stages, seed=seed, **kwargs)
+        self.n_critic = _checks.positive_int("n_critic", n_critic)
+        self.gp_weight = _checks.non_negative_float("gp_weight", gp_weight)
+        self.generator_filters = generator_filters
+        self.critic_filters = critic_filters
+        self.kernel_size = _checks.positive_int("kernel_size", kernel_size)
+        self.critic_norm = _checks.choice("critic_norm", critic_norm, CRITIC_NORMS)
+        g_widths = generator_filters or _WIDTHS[:stages][::-1]
+        c_widths = critic_filters or g_widths[::-1]
+        policy = self.dtype_policy
+        self.generator = networks.dcgan_generator(self.image_shape, self.latent_dim, g_widths, self.kernel_size, dtype=policy)
+        self.critic = critic_network(self.image_shape, c_widths, self.kernel_size, self.critic_norm, dtype=policy)
+        self._noise_seed = keras.random.SeedGenerator(self._sub_seed(1))
+        self._add_trackers("c_loss", "gp", "w_distance", "g_loss")
+        self.built = True
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        if config.get("critic_filters") is not None:
+            config["critic_filters"] = tuple(config["critic_filters"])
+        return super().from_config(config)
+
+    # -- compile / saving of the two optimizers ---------------------------------
+    def compile(self, d_optimizer=None, g_optimizer=None, **kwargs):
+        """Give the critic (`d_optimizer`) and the generator their own optimizers
+        (default Adam(1e-4, beta_1=0, beta_2=0.9) each)."""
+        if "optimizer" in kwargs:
+            raise ValueError("WGANGP.compile takes d_optimizer= (the critic's) and g_optimizer=, not optimizer=.")
+        self.d_optimizer = keras.optimizers.get(d_optimizer) if d_optimizer is not None else default_optimizer()
+        self.g_optimizer = keras.optimizers.get(g_optimizer) if g_optimizer is not None else default_optimizer()
+        super().compile(optimizer=None, **kwargs)
+        self.d_optimizer.build(self.critic.trainable_variables)
+        self.g_optimizer.build(self.generator.trainable_variables)
+        self.optimizer = wgan_steps.Players(self.d_optimizer, self.g_optimizer)
+
+    @property
+    def optimizers(self):
+        return [o for o in (getattr(self, "d_optimizer", None), getattr(self, "g_optimizer", None)) if o is not None]
+
+    def compile_default(self, learning_rate=None, d_learning_rate=None, g_learning_rate=None):
+        """Adam(lr, beta_1=0, beta_2=0.9) per player; `learning_rate` (default 1e-4) for both unless given per player."""
+        def rate(name, value, default):
+            return default if value is None else _checks.positive_float(name, value)
+
+        lr = rate("learning_rate", learning_rate, self.default_learning_rate)
+        self.compile(
+            d_optimizer=keras.optimizers.Adam(rate("d_learning_rate", d_learning_rate, lr), beta_1=0.0, beta_2=0.9),
+            g_optimizer=keras.optimizers.Adam(rate("g_learning_rate", g_learning_rate, lr), beta_1=0.0, beta_2=0.9),
+        )
+        return self
+
+    def get_compile_config(self):
+        if not getattr(self, "compiled", False) or not hasattr(self, "d_optimizer"):
+            return {}
+        return {
+            "d_optimizer": keras.optimizers.serialize(self.d_optimizer),
+            "g_optimizer": keras.optimizers.serialize(self.g_optimizer),
+        }
+
+    def compile_from_config(self, config):
+        if config:
+            self.compile(
+                d_optimizer=keras.optimizers.deserialize(config["d_optimizer"]),
+                g_optimizer=keras.optimizers.deserialize(config["g_optimizer"]),
+            )
+
+    # -- the public edge: [0, 1] images ----------------------------------------
+    def generate(self, z):
+        """Latents (batch, latent_dim) -> images in [0, 1]."""
+        return 0.5 * (self.generator(self._latents(z, "WGANGP.generate"), training=False) + 1.0)
+
+    def call(self, z, training=None):
+        return 0.5 * (self.generator(self._latents(z, "WGANGP.call"), training=training) + 1.0)
+
+    def score(self, images):
+        """The critic's score f(x) of each image in [0, 1] (higher: judged more real)."""
+        return self.critic(2.0 * self._images(images, "WGANGP.score") - 1.0, training=False)[:, 0]
+
+    # -- training: one step per backend, in zoo.wgan_steps ------------------------
+    def _noise(self, batch_size):
+        return keras.random.normal((batch_size, self.latent_dim), seed=self._noise_seed)
+
+    def _interpolation_weights(self, batch_size):
+        """eps ~ U[0, 1], one per example, shaped (batch, 1, 1, 1) to mix whole images."""
+        return keras.random.uniform((batch_size, 1, 1, 1), minval=0.0, maxval=1.0, seed=self._noise_seed)
+
+    def _real(self, data, where):
+        return 2.0 * self._images(data, where) - 1.0
+
+    if keras.backend.backend() == "jax":
+
+        def train_step(self, state, data):
+            return wgan_steps.jax_train_step(self, state, data)
+
+        def test_step(self, state, data):
+            return wgan_steps.jax_test_step(self, state, data)
+
+    else:
+
+        def train_step(self, data):
+            return wgan_steps.train_step(self, data)
+
+        def test_step(self, data):
+            return self._update_trackers(**wgan_steps.evaluate_terms(self, self._real(data, "WGANGP.evaluate")))
+
+
+__all__ = ["WGANGP", "critic_network", "default_optimizer"]
