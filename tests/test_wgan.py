@@ -112,7 +112,7 @@ def test_defaults_are_the_papers():
         assert float(ops.convert_to_numpy(opt.learning_rate)) == pytest.approx(1e-4)
         assert opt.beta_1 == 0.0 and opt.beta_2 == 0.9
     layer_types = {type(layer).__name__ for layer in model.critic.layers}
-    assert "BatchNormalization" not in layer_types and "LayerNormalization" in layer_types
+    assert "BatchNormalization" not in layer_types and "ExactLayerNormalization" in layer_types
     none = zoo.WGANGP(critic_norm="none", **KWARGS)
     assert not any("Normalization" in type(layer).__name__ for layer in none.critic.layers)
 
@@ -161,3 +161,46 @@ def test_it_exports_to_onnx_like_the_dcgan(tmp_path, digits):
     z = model_helpers.fixed_latents(model)
     (got,) = ort.InferenceSession(result.path, providers=["CPUExecutionProvider"]).run(None, {"z": z})
     np.testing.assert_allclose(got, model_helpers.deterministic_output(model, z), atol=1e-5)
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow",
+                    reason="float64 differences are TensorFlow-only here (JAX computes in float32 unless x64 is on); "
+                           "JAX's and PyTorch's steps are compared with TensorFlow's in tests/test_backends.py")
+def test_the_penalty_gradient_through_the_critics_layer_norm_matches_finite_differences():
+    """The penalty differentiates the critic twice. Keras' own LayerNormalization gets the second
+    derivative slightly wrong on TensorFlow (tf.nn.moments stops the gradient through the mean inside
+    the variance: 4.6e-4 of the largest entry here); the critic's ExactLayerNormalization must match
+    central differences in float64 (Keras' layer fails this test: 9e-4 relative)."""
+    from zoo.wgan import ExactLayerNormalization
+
+    keras.utils.set_random_seed(0)
+    images = keras.Input((8, 8, 1), dtype="float64")
+    x = keras.layers.Conv2D(4, 3, strides=2, padding="same", dtype="float64")(images)
+    x = ExactLayerNormalization(axis=(1, 2, 3), dtype="float64")(x)
+    x = keras.layers.Activation("tanh", dtype="float64")(x)  # smooth, so central differences are valid
+    critic = keras.Model(images, keras.layers.Dense(1, dtype="float64")(keras.layers.Flatten(dtype="float64")(x)))
+    real, fake, eps = (v.astype("float64") for v in _pair(n=4, seed=3))
+    values = [ops.convert_to_numpy(v).astype("float32").astype("float64") for v in critic.trainable_variables]
+
+    def penalty(kernel):
+        weights = [ops.cast(kernel, "float64")] + [ops.convert_to_tensor(v, "float64") for v in values[1:]]
+        f = lambda x: critic.stateless_call(weights, [], x)[0]  # noqa: E731
+        return ops.mean(wgan_steps.gradient_penalty(f, real, fake, eps))[None]
+
+    got = model_helpers.gradient(penalty, values[0]).ravel()
+    h, want = 1e-5, np.zeros(values[0].size)
+    for i in range(values[0].size):
+        step = np.zeros(values[0].size)
+        step[i] = h
+        up = float(ops.convert_to_numpy(penalty((values[0].ravel() + step).reshape(values[0].shape)))[0])
+        down = float(ops.convert_to_numpy(penalty((values[0].ravel() - step).reshape(values[0].shape)))[0])
+        want[i] = (up - down) / (2 * h)
+    assert np.max(np.abs(got - want)) <= 2e-5 * np.max(np.abs(want)), np.max(np.abs(got - want)) / np.max(np.abs(want))
+    # And the layer computes what Keras' layer computes.
+    plain = keras.layers.LayerNormalization(axis=(1, 2, 3))
+    exact = ExactLayerNormalization(axis=(1, 2, 3))
+    sample = np.random.default_rng(0).standard_normal((3, 4, 4, 4)).astype("float32")
+    plain.build(sample.shape), exact.build(sample.shape)
+    for layer in (plain, exact):
+        layer.set_weights([np.linspace(0.5, 1.5, 64).reshape(4, 4, 4), np.linspace(-1, 1, 64).reshape(4, 4, 4)])
+    np.testing.assert_allclose(ops.convert_to_numpy(exact(sample)), ops.convert_to_numpy(plain(sample)), atol=1e-5)

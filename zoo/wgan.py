@@ -1,13 +1,42 @@
 """The Wasserstein GAN with gradient penalty (WGAN-GP), the standard remedy for mode collapse."""
 
 import keras
-from keras import layers
+from keras import layers, ops
 
 from zoo import _checks, networks, wgan_steps
 from zoo.base import GenerativeModel
 from zoo.dcgan import _WIDTHS, default_stages
 
 CRITIC_NORMS = ("layer", "none")
+
+
+@keras.saving.register_keras_serializable(package="genzoo")
+class ExactLayerNormalization(layers.LayerNormalization):
+    """`keras.layers.LayerNormalization` whose second derivatives are exact on every backend.
+
+    On TensorFlow, Keras computes the statistics with `tf.nn.moments`, which
+    stops the gradient through the mean inside the variance: first derivatives
+    are right, second derivatives are not, and the gradient penalty
+    differentiates the critic twice (measured: the critic's weight gradients
+    differed by up to 10% from JAX's and PyTorch's). Here the moments are
+    plain `keras.ops`. Same arguments, weights and outputs as the Keras layer.
+    """
+
+    def call(self, inputs):
+        axes = [self.axis] if isinstance(self.axis, int) else list(self.axis)
+        x = ops.cast(inputs, "float32") if self.compute_dtype in ("float16", "bfloat16") else inputs
+        mean = ops.mean(x, axis=axes, keepdims=True)
+        centred = x - mean
+        variance = ops.mean(ops.square(centred), axis=axes, keepdims=True)
+        outputs = centred * ops.rsqrt(variance + self.epsilon)
+        shape = [1] * len(x.shape)
+        for axis in axes:
+            shape[axis] = x.shape[axis]
+        if self.scale:
+            outputs = outputs * ops.reshape(ops.cast(self.gamma, outputs.dtype), shape)
+        if self.center:
+            outputs = outputs + ops.reshape(ops.cast(self.beta, outputs.dtype), shape)
+        return ops.cast(outputs, self.compute_dtype)
 
 
 def critic_network(image_shape, filters=(64, 128), kernel_size=5, norm="layer", name="critic", dtype=None):
@@ -22,7 +51,7 @@ def critic_network(image_shape, filters=(64, 128), kernel_size=5, norm="layer", 
     for i, width in enumerate(filters):
         x = layers.Conv2D(width, kernel_size, strides=2, padding="same", name=f"conv{i}", dtype=dtype)(x)
         if i > 0 and norm == "layer":
-            x = layers.LayerNormalization(axis=(1, 2, 3), name=f"conv{i}_ln", dtype=dtype)(x)
+            x = ExactLayerNormalization(axis=(1, 2, 3), name=f"conv{i}_ln", dtype=dtype)(x)
         x = layers.LeakyReLU(negative_slope=0.2, name=f"conv{i}_lrelu", dtype=dtype)(x)
     x = layers.Flatten(name="flatten", dtype=dtype)(x)
     scores = layers.Dense(1, name="score", dtype="float32")(x)
@@ -211,4 +240,4 @@ class WGANGP(GenerativeModel):
             return self._update_trackers(**wgan_steps.evaluate_terms(self, self._real(data, "WGANGP.evaluate")))
 
 
-__all__ = ["WGANGP", "critic_network", "default_optimizer"]
+__all__ = ["ExactLayerNormalization", "WGANGP", "critic_network", "default_optimizer"]
