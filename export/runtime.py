@@ -28,12 +28,14 @@ MAX_CHUNK = 1024
 # concurrently on one session from `threads` Python threads, each call on one
 # onnxruntime thread. onnxruntime releases the GIL in `run` and a session may
 # be run from several threads at once. Measured with benchmarks/generate_speed.py
-# on a 2-core AMD EPYC, this beats onnxruntime's own intra-op thread pool on
-# large batches (whose second thread helped little and whose spinning threads
-# lose badly when the cores are shared), and a single one-thread call wins
-# below about 16 images, where the hand-off between threads (~0.1 ms) is not
-# repaid. Every image is computed by the same kernels whatever piece it is in,
-# so the result is bit-identical to a single call (tested).
+# on a 2-core AMD EPYC shared with other work (load 3-7), onnxruntime's own
+# 2-thread intra-op pool (spinning) was 1.1-1.9x slower than one thread at
+# batch >= 64, and this path within 8% of one thread (the second core was
+# rarely free). Below 16 images one call wins (timed apart, same machine,
+# load 7): splitting 4 images of the VAE
+# decoder cost 0.90 ms against 0.75 ms for one call; at 16 it was even
+# (3.1 vs 3.0 ms). Every image goes through the same kernels whatever piece
+# holds it, so the result is bit-identical to a single call (tested).
 MIN_PIECE = 8
 
 _PROVIDER_ALIASES = {"cpu": ["CPUExecutionProvider"], "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"]}
