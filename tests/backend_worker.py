@@ -12,8 +12,8 @@ every weight after the step) and WORKDIR/<backend>-MODEL.keras.
 `load` loads every WORKDIR/*.keras (written on any backend) and writes
 WORKDIR/<backend>-loads-<file>.npy: its images for fixed latents.
 
-The random draws of a training step (the VAE's eps, the DCGAN's z) come from
-`keras.random.normal`, whose numbers differ between backends by design; here
+The random draws of a training step (the VAE's eps, the DCGAN's z, the WGAN-GP's
+z and interpolation weights) come from `keras.random.normal` and `keras.random.uniform`, whose numbers differ between backends by design; here
 it is replaced by a fixed pattern computed with keras.ops, so that the step
 is the same computation on every backend.
 """
@@ -33,6 +33,7 @@ KWARGS = {
     "ae": {"image_shape": (8, 8, 1), "latent_dim": 4, "filters": (8, 16), "hidden_dim": 32},
     "vae": {"image_shape": (8, 8, 1), "latent_dim": 4, "filters": (8, 16), "hidden_dim": 32},
     "dcgan": {"image_shape": (8, 8, 1), "latent_dim": 8, "generator_filters": (32, 16), "kernel_size": 3},
+    "wgan-gp": {"image_shape": (8, 8, 1), "latent_dim": 8, "generator_filters": (16, 8), "kernel_size": 3, "n_critic": 2},
 }
 
 
@@ -42,6 +43,14 @@ def fixed_normal(shape, mean=0.0, stddev=1.0, dtype=None, seed=None):
     index = ops.reshape(ops.cumsum(ops.reshape(ones, (-1,))), ops.shape(ones))
     values = 1.7 * ops.sin(0.61 * index + 0.3)
     return ops.cast(values * stddev + mean, dtype or "float32")
+
+
+def fixed_uniform(shape, minval=0.0, maxval=1.0, dtype=None, seed=None):
+    """A deterministic stand-in for keras.random.uniform (the WGAN-GP's eps): values in (minval, maxval)."""
+    ones = ops.ones(shape, dtype="float32")
+    index = ops.reshape(ops.cumsum(ops.reshape(ones, (-1,))), ops.shape(ones))
+    values = 0.5 + 0.45 * ops.sin(1.37 * index + 0.1)
+    return ops.cast(minval + (maxval - minval) * values, dtype or "float32")
 
 
 def batch():
@@ -55,7 +64,7 @@ def latents(latent_dim):
 
 def step(name, workdir):
     backend = keras.backend.backend()
-    cls = {"ae": zoo.Autoencoder, "vae": zoo.VAE, "dcgan": zoo.DCGAN}[name]
+    cls = {"ae": zoo.Autoencoder, "vae": zoo.VAE, "dcgan": zoo.DCGAN, "wgan-gp": zoo.WGANGP}[name]
     model = cls(seed=0, **KWARGS[name])
     initial = os.path.join(workdir, f"initial-{name}.weights.h5")
     if not os.path.exists(initial):
@@ -65,10 +74,11 @@ def step(name, workdir):
     model.load_weights(initial)
     model.compile_default()
     real_normal, keras.random.normal = keras.random.normal, fixed_normal
+    real_uniform, keras.random.uniform = keras.random.uniform, fixed_uniform
     try:
             history = model.fit(batch(), batch_size=BATCH, epochs=1, shuffle=False, verbose=0).history
     finally:
-        keras.random.normal = real_normal
+        keras.random.normal, keras.random.uniform = real_normal, real_uniform
     arrays = {f"loss:{k}": np.asarray(v[-1], np.float64) for k, v in history.items()}
     initial_weights = cls(seed=0, **KWARGS[name])
     initial_weights.load_weights(initial)
