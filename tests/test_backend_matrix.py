@@ -17,7 +17,7 @@ import pytest
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 FILES = ["test_models.py", "test_losses.py", "test_evaluate.py", "test_latent.py", "test_samplers.py",
-         "test_callbacks.py", "test_metrics.py", "test_inversion.py"]
+         "test_callbacks.py", "test_metrics.py", "test_inversion.py", "test_wgan.py"]
 
 
 @pytest.mark.skipif(os.environ.get("GENZOO_BACKEND_MATRIX") == "inner", reason="already inside a matrix run")
