@@ -101,7 +101,7 @@ class CountingSession:
 
 @pytest.fixture
 def counted(onnx_file):
-    generator = OnnxGenerator(onnx_file)
+    generator = OnnxGenerator(onnx_file, threads=1)  # one call per chunk; the split across cores: test_runtime_parallel
     generator._session = CountingSession(generator._session)
     return generator
 
@@ -214,8 +214,13 @@ def test_npy_output_keeps_existing_files_and_never_replaces_a_directory(onnx_fil
     refused = zoo_cli("generate", onnx_file, "-n", "10", "-o", out)
     assert refused.returncode == 2 and "already exists" in error_line(refused, "generate")
     assert out.read_bytes() == b"the user's array\n"
-    done = zoo_cli("generate", onnx_file, "-n", "10", "-o", out, "--overwrite")
-    assert done.returncode == 0 and np.load(out).shape == (10, 16, 16, 3)
+    refused = zoo_cli("generate", onnx_file, "-n", "10", "-o", out, "--overwrite")  # not genzoo's: kept
+    assert refused.returncode == 2 and "was not written by genzoo" in error_line(refused, "generate")
+    assert out.read_bytes() == b"the user's array\n"
+    out.unlink()
+    for extra in ([], ["--overwrite"]):  # its own .npy, --overwrite replaces
+        done = zoo_cli("generate", onnx_file, "-n", "10", "-o", out, *extra)
+        assert done.returncode == 0 and np.load(out).shape == (10, 16, 16, 3)
 
     folder = tmp_path / "arrays.npy"
     (folder / "keep").mkdir(parents=True)

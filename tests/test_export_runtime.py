@@ -141,6 +141,11 @@ def test_generate_refuses_an_existing_png_and_a_bad_count(onnx_files, tmp_path, 
     err = capsys.readouterr().err.strip()
     assert "already exists" in err and "--overwrite" in err and "\n" not in err
     assert out.read_bytes() == b"precious"
+    # --overwrite replaces only a file genzoo wrote: not this one (tests/test_guarantees.py has both sides).
+    assert zoo_main(["generate", onnx_files["fp32"], "-n", "4", "-o", str(out), "--overwrite"]) == 2
+    assert "was not written by genzoo" in capsys.readouterr().err and out.read_bytes() == b"precious"
+    out.unlink()
+    assert zoo_main(["generate", onnx_files["fp32"], "-n", "4", "-o", str(out)]) == 0
     assert zoo_main(["generate", onnx_files["fp32"], "-n", "4", "-o", str(out), "--overwrite"]) == 0
     assert Image.open(out).size == (2 * 34 + 2, 2 * 34 + 2)
     assert zoo_main(["generate", onnx_files["fp32"], "-n", "0", "-o", str(tmp_path / "x.png")]) == 2

@@ -13,7 +13,9 @@ With JAX and `keras.distribution.DataParallel` the step sees the global batch
 """
 
 import keras
-from keras import ops
+
+# `zoo train --distribute` names, and the backend each runs on.
+DISTRIBUTIONS = {"mirrored": "tensorflow", "data-parallel": "jax"}
 
 
 def replica():
@@ -74,3 +76,43 @@ def replica_count():
         return 1
     mesh = getattr(distribution, "device_mesh", None)
     return int(mesh.shape[0]) if mesh is not None else 1
+
+
+def distribution(name, cpu_replicas=None):
+    """(a context manager to build and train in, the replica count) for `distribute=name`.
+
+    "mirrored": `tf.distribute.MirroredStrategy` over every GPU, else every
+    (logical) CPU device; "data-parallel": `keras.distribution.DataParallel`
+    over every JAX device. `cpu_replicas` splits the CPU into that many
+    logical devices first (TensorFlow; for JAX the CLI sets XLA_FLAGS before
+    JAX starts).
+    """
+    import contextlib
+
+    if name is None:
+        return contextlib.nullcontext(), 1
+    backend = keras.backend.backend()
+    needs = DISTRIBUTIONS.get(name)
+    if needs is None:
+        raise ValueError(f"distribute={name!r} is not supported; allowed values are {', '.join(DISTRIBUTIONS)}.")
+    if needs != backend:
+        other = next((n for n, b in DISTRIBUTIONS.items() if b == backend), None)
+        raise ValueError(f"--distribute {name} runs on the {needs} backend, not {backend}; pass --backend {needs}"
+                         + (f", or use --distribute {other} on {backend}." if other else
+                            f" ({backend} has no distribution in Keras)."))
+    if name == "mirrored":
+        import tensorflow as tf
+
+        if cpu_replicas:
+            cpu = tf.config.list_physical_devices("CPU")[0]
+            try:
+                tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * cpu_replicas)
+            except RuntimeError as err:
+                raise ValueError(f"--cpu-replicas must be set before TensorFlow starts ({err}).") from None
+        gpus = tf.config.list_logical_devices("GPU")
+        devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
+        strategy = tf.distribute.MirroredStrategy(devices)
+        return strategy.scope(), strategy.num_replicas_in_sync
+    devices = keras.distribution.list_devices()
+    keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
+    return contextlib.nullcontext(), len(devices)

@@ -16,7 +16,7 @@ import warnings
 import keras
 
 import zoo
-from zoo import _checks, _io, registry
+from zoo import _checks, _io, registry, replicas
 from zoo_common import files, layout
 
 # Settings that define a run: `--resume` takes them from config.json.
@@ -38,8 +38,8 @@ DEFAULTS = {
     "precision": "float32",
     "distribute": None,
 }
-# `distribute` names and the backend each runs on.
-DISTRIBUTIONS = {"mirrored": "tensorflow", "data-parallel": "jax"}
+# `distribute` names and the backend each runs on: zoo.replicas.DISTRIBUTIONS.
+DISTRIBUTIONS = replicas.DISTRIBUTIONS
 # Keras dtype policies `--precision` accepts. mixed_bfloat16 computes in bfloat16
 # with float32 weights (and float32 losses: see zoo.networks); on CPUs with AMX
 # or AVX512-BF16 it trains markedly faster (benchmarks/train_speed.py).
@@ -89,7 +89,7 @@ def library_versions():
 
 def completed_epochs(out):
     """Epochs of the newest intact training state in `out/checkpoint` (0 if none)."""
-    from zoo.callbacks import newest_intact_state
+    from zoo.checkpoints import newest_intact_state
 
     state = newest_intact_state(layout.path(out, layout.CHECKPOINT))
     return 0 if state is None else int(state[1]["epoch"])
@@ -143,11 +143,11 @@ def _start_fresh(out, model_name, overwrite):
 def _repair_checkpoint(out):
     """When no saved training state in `out/checkpoint` is intact, rebuild it from model.keras if history.json
     vouches for that file (its sha256), and say so; else raise a ValueError naming the broken files."""
-    from zoo import callbacks
+    from zoo import checkpoints
 
     backup_dir = layout.path(out, layout.CHECKPOINT)
-    states = callbacks.checkpoint_states(backup_dir)
-    if not states or callbacks.newest_intact_state(backup_dir) is not None:
+    states = checkpoints.checkpoint_states(backup_dir)
+    if not states or checkpoints.newest_intact_state(backup_dir) is not None:
         return
     problems = "; ".join(problem for _, _, problem in states)
     model_path = layout.path(out, layout.MODEL)
@@ -157,57 +157,17 @@ def _repair_checkpoint(out):
         record = {}
     epochs = record.get("epoch") if isinstance(record, dict) else None
     vouched = (isinstance(epochs, list) and epochs and os.path.exists(model_path)
-               and record.get("model_sha256") == callbacks.file_digest(model_path))
+               and record.get("model_sha256") == checkpoints.file_digest(model_path))
     if not vouched:
         raise ValueError(f"cannot resume {out}: {problems}, and model.keras is not the file history.json was saved "
                          "with, so no intact training state is left; start again with --overwrite.")
     model = _io.load_model(model_path)
-    saver = callbacks.BackupAndRestore(backup_dir, double_checkpoint=True, delete_checkpoint=False)
+    saver = checkpoints.BackupAndRestore(backup_dir, double_checkpoint=True, delete_checkpoint=False)
     saver.set_model(model)
     saver._current_epoch, saver._last_batch_seen = int(epochs[-1]) + 1, 0
     saver._save_model()
     warnings.warn(f"{problems}; resuming from model.keras (epoch {int(epochs[-1]) + 1}), the newest intact state.",
                   stacklevel=2)
-
-
-def distribution(name, cpu_replicas=None):
-    """(a context manager to build and train in, the replica count) for `distribute=name`.
-
-    "mirrored": `tf.distribute.MirroredStrategy` over every GPU, else every
-    (logical) CPU device; "data-parallel": `keras.distribution.DataParallel`
-    over every JAX device. `cpu_replicas` splits the CPU into that many
-    logical devices first (TensorFlow; for JAX the CLI sets XLA_FLAGS before
-    JAX starts).
-    """
-    import contextlib
-
-    if name is None:
-        return contextlib.nullcontext(), 1
-    backend = keras.backend.backend()
-    needs = DISTRIBUTIONS.get(name)
-    if needs is None:
-        raise ValueError(f"distribute={name!r} is not supported; allowed values are {', '.join(DISTRIBUTIONS)}.")
-    if needs != backend:
-        other = next((n for n, b in DISTRIBUTIONS.items() if b == backend), None)
-        raise ValueError(f"--distribute {name} runs on the {needs} backend, not {backend}; pass --backend {needs}"
-                         + (f", or use --distribute {other} on {backend}." if other else
-                            f" ({backend} has no distribution in Keras)."))
-    if name == "mirrored":
-        import tensorflow as tf
-
-        if cpu_replicas:
-            cpu = tf.config.list_physical_devices("CPU")[0]
-            try:
-                tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * cpu_replicas)
-            except RuntimeError as err:
-                raise ValueError(f"--cpu-replicas must be set before TensorFlow starts ({err}).") from None
-        gpus = tf.config.list_logical_devices("GPU")
-        devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
-        strategy = tf.distribute.MirroredStrategy(devices)
-        return strategy.scope(), strategy.num_replicas_in_sync
-    devices = keras.distribution.list_devices()
-    keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
-    return contextlib.nullcontext(), len(devices)
 
 
 def _normalise(settings):
@@ -368,7 +328,7 @@ def _train_locked(out, model_name, spec, epochs, given, resume, overwrite, downl
 
         keras.utils.set_random_seed(seed)
 
-    scope, replica_count = distribution(settings.get("distribute"), cpu_replicas)
+    scope, replica_count = replicas.distribution(settings.get("distribute"), cpu_replicas)
     if config is not None and config.get("replicas", 1) != replica_count:
         raise ValueError(f"{out} trained on {config.get('replicas', 1)} replicas and would resume on {replica_count}; "
                          "resume with the same devices (a different count changes the batch-norm statistics and the "

@@ -41,7 +41,7 @@ def add_parser(subparsers):
     p.add_argument("--batch-size", type=int, default=None,
                    help="images per onnxruntime call (default: ~16 MiB of output, at most 1024)")
     p.add_argument("--providers", default=None, help="onnxruntime providers: cpu (default), cuda or auto")
-    p.add_argument("--threads", type=int, default=None, help="onnxruntime threads per operator")
+    p.add_argument("--threads", type=int, default=None, help="CPU cores a batch is spread over (default: the usable cores; each onnxruntime call runs on one)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace an output genzoo wrote (a PNG or .npy with its mark, a folder of its images); never the user's files or a directory")
     p.set_defaults(run=run)
