@@ -42,7 +42,7 @@ def parse(argv=None):
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--samples", type=int, default=2000)
     p.add_argument("--out", default=str(RESULTS / "mode_collapse.json"))
-    p.add_argument("--plot", default=str(RESULTS / "mode_collapse.png"))
+    p.add_argument("--plot", default=str(RESULTS.parents[1] / "docs" / "mode_collapse.png"))
     args = p.parse_args(argv)
     if args.quick:
         args.train_images, args.epochs, args.samples = 1024, 2, 500
