@@ -38,8 +38,15 @@ def entry(name):
 
 def build(name, image_shape, latent_dim=None, seed=None, dtype=None, **options):
     """The model a CLI name stands for, with its defaults; None options take the model's own."""
+    import inspect
+
     spec = entry(name)
     kwargs = {**spec.defaults, **{k: v for k, v in options.items() if v is not None}}
+    takes = inspect.signature(spec.cls.__init__).parameters
+    unknown = sorted(k for k in kwargs if k not in takes)
+    if unknown:
+        flags = ", ".join("--" + k.replace("_", "-") for k in unknown)
+        raise ValueError(f"{name} has no option {', '.join(unknown)} ({flags}); drop it.")
     return spec.cls(image_shape, spec.latent_dim if latent_dim is None else latent_dim, seed=seed, dtype=dtype, **kwargs)
 
 

@@ -328,6 +328,9 @@ def _train_locked(out, model_name, spec, epochs, given, resume, overwrite, downl
 
         keras.utils.set_random_seed(seed)
 
+    if settings.get("distribute") and model_name not in ("ae", "dae", "vae", "dcgan"):
+        raise ValueError(f"--distribute is not yet supported for {model_name} (its training step does not divide its "
+                         "losses over replicas); train it on one device.")
     scope, replica_count = replicas.distribution(settings.get("distribute"), cpu_replicas)
     if config is not None and config.get("replicas", 1) != replica_count:
         raise ValueError(f"{out} trained on {config.get('replicas', 1)} replicas and would resume on {replica_count}; "
