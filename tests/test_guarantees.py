@@ -479,7 +479,8 @@ def test_fit_on_a_dataset_stops_at_the_first_bad_batch_with_the_message(digits):
     finished = []
     record = keras.callbacks.LambdaCallback(on_train_batch_end=lambda batch, logs: finished.append(batch))
     with pytest.raises(tf.errors.InvalidArgumentError, match=r"fit: pixel values above 1"):
-        model.fit(tf.data.Dataset.from_tensor_slices(images).batch(32), epochs=1, verbose=0, callbacks=[record])
+        model.fit(tf.data.Dataset.from_tensor_slices(images).batch(32), epochs=1, verbose=0, shuffle=False,
+                  callbacks=[record])
     assert finished == [0]  # the second batch never finished a step
 
 

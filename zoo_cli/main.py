@@ -31,6 +31,7 @@ def _terminate(signum, frame):
 def main(argv=None):
     args = build_parser().parse_args(argv)
     # A warning is one line in the command's voice, not Python's two with a source line.
+    formatwarning = warnings.formatwarning
     warnings.formatwarning = lambda message, category, *rest: f"zoo {args.command}: warning: {message}\n"
     previous = signal.signal(signal.SIGTERM, _terminate)
     try:
@@ -50,6 +51,7 @@ def main(argv=None):
         return 128 + (signal.SIGTERM if isinstance(err, Terminated) or _terminated(err) else signal.SIGINT)
     finally:
         signal.signal(signal.SIGTERM, previous)
+        warnings.formatwarning = formatwarning  # main() called in a process that goes on (tests, notebooks)
     return 0
 
 
