@@ -423,7 +423,15 @@ def test_progress_is_a_bar_on_a_terminal_and_lines_in_a_log(monkeypatch):
     progress.advance(500)
     progress.advance(500)
     terminal.flush()
-    shown = os.read(master, 65536).decode()
+    # Read all the bar wrote: one read may return only its first update.
+    import select
+
+    chunks = []
+    while select.select([master], [], [], 1.0)[0]:
+        chunks.append(os.read(master, 65536))
+        if b"1000/1000" in b"".join(chunks):
+            break
+    shown = b"".join(chunks).decode()
     monkeypatch.undo()
     terminal.close()
     os.close(master)
