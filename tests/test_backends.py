@@ -24,6 +24,12 @@ from tests import backend_worker
 BACKENDS = ("tensorflow", "jax", "torch")
 MODELS = tuple(backend_worker.KWARGS)
 LOSS_RTOL, LOSS_ATOL = 2e-6, 1e-6
+# The WGAN-GP logs its losses after critic updates made earlier in the same step (n_critic=2 Adam
+# updates, each through the gradient penalty's second derivatives): its losses carry the weights'
+# float32 differences (WEIGHT_ATOL) forward. Measured: g_loss to 4.8e-6, 2.0e-6 and 2.7e-6 relative
+# on three starting points (the initial weights are drawn afresh in each run); a bar of 2e-6 failed
+# in CI. A wrong term in either backend's step moves the losses by 1e-3 or more.
+LOSS_RTOL_BY_MODEL = {"wgan-gp": 2e-5}
 WEIGHT_ATOL = 1e-5
 RELOAD_ATOL = 1e-6
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -66,7 +72,8 @@ def test_one_training_step_agrees_with_tensorflow(workdir, name, backend):
     losses = [k for k in want if k.startswith("loss:")]
     assert len(losses) >= 2
     for key in losses:
-        assert float(got[key]) == pytest.approx(float(want[key]), rel=LOSS_RTOL, abs=LOSS_ATOL), key
+        rtol = LOSS_RTOL_BY_MODEL.get(name, LOSS_RTOL)
+        assert float(got[key]) == pytest.approx(float(want[key]), rel=rtol, abs=LOSS_ATOL), key
     weights = [k for k in want if k.startswith("weight:")]
     errors = {k: float(np.max(np.abs(got[k] - want[k]))) for k in weights}
     assert max(errors.values()) <= WEIGHT_ATOL, max(errors.items(), key=lambda kv: kv[1])
