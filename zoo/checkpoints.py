@@ -143,9 +143,10 @@ def checkpoint_states(backup_dir):
     return found
 
 
-def newest_intact_state(backup_dir):
-    """(weights_path, metadata) of the newest intact state in `backup_dir`, or None (see `checkpoint_states`)."""
-    for weights, meta, problem in checkpoint_states(backup_dir):
+def newest_intact_state(backup_dir, states=None):
+    """(weights_path, metadata) of the newest intact state in `backup_dir`, or None. `states`: the
+    `checkpoint_states(backup_dir)` already read, so that no file is hashed twice."""
+    for weights, meta, problem in checkpoint_states(backup_dir) if states is None else states:
         if problem is None:
             return weights, meta
     return None
@@ -169,7 +170,7 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
 
     def on_train_begin(self, logs=None):
         states = checkpoint_states(self.backup_dir)
-        intact = newest_intact_state(self.backup_dir)
+        intact = newest_intact_state(self.backup_dir, states)
         if intact is None:
             if states:
                 raise ValueError(

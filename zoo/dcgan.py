@@ -4,7 +4,7 @@ import keras
 from keras import ops
 
 from zoo import _checks, dcgan_steps, networks, replicas
-from zoo.base import GenerativeModel
+from zoo.gan import TwoPlayerGAN
 
 GAN_LOSSES = ("non_saturating", "minimax")
 _WIDTHS = (64, 128, 256, 512)
@@ -19,13 +19,8 @@ def default_stages(image_shape):
     return stages
 
 
-def default_optimizer():
-    """Adam(2e-4, beta_1=0.5), the setting of Radford et al. (2016)."""
-    return keras.optimizers.Adam(learning_rate=2e-4, beta_1=0.5)
-
-
 @keras.saving.register_keras_serializable(package="genzoo")
-class DCGAN(GenerativeModel):
+class DCGAN(TwoPlayerGAN):
     """Deep convolutional GAN (Radford et al. 2016) trained on the game of
     Goodfellow et al. (2014).
 
@@ -119,94 +114,24 @@ class DCGAN(GenerativeModel):
     kind = "dcgan"
     _config_attributes = {"loss": "loss_name"}  # `loss` is Keras' compile argument
     default_learning_rate = 2e-4
-    player_learning_rates = ("d_learning_rate", "g_learning_rate")
+    adam_options = {"beta_1": 0.5}  # Radford et al. (2016)
+    steps = dcgan_steps
 
-    # -- compile / saving of the two optimizers ---------------------------------
-    def compile(self, d_optimizer=None, g_optimizer=None, **kwargs):
-        """Give each player its own optimizer (default Adam(2e-4, beta_1=0.5))."""
-        if "optimizer" in kwargs:
-            raise ValueError(
-                "DCGAN.compile takes d_optimizer= and g_optimizer= (one per player), not optimizer=."
-            )
-        self.d_optimizer = keras.optimizers.get(d_optimizer) if d_optimizer is not None else default_optimizer()
-        self.g_optimizer = keras.optimizers.get(g_optimizer) if g_optimizer is not None else default_optimizer()
-        super().compile(optimizer=None, **kwargs)
-        # Build both now so a reloaded model can restore their slots before training.
-        self.d_optimizer.build(self.discriminator.trainable_variables)
-        self.g_optimizer.build(self.generator.trainable_variables)
-        # Keras' JAX trainer threads `self.optimizer.variables` through its
-        # stateless step; `Players` lists both optimizers' state there.
-        self.optimizer = dcgan_steps.Players(self.d_optimizer, self.g_optimizer)
-
-    @property
-    def optimizers(self):
-        return [o for o in (getattr(self, "d_optimizer", None), getattr(self, "g_optimizer", None)) if o is not None]
-
-    def compile_default(self, learning_rate=None, d_learning_rate=None, g_learning_rate=None):
-        """Adam(lr, beta_1=0.5) per player; `learning_rate` (default 2e-4) for both unless given per player."""
-        def rate(name, value, default):
-            return default if value is None else _checks.positive_float(name, value)
-
-        lr = rate("learning_rate", learning_rate, self.default_learning_rate)
-        self.compile(
-            d_optimizer=keras.optimizers.Adam(rate("d_learning_rate", d_learning_rate, lr), beta_1=0.5),
-            g_optimizer=keras.optimizers.Adam(rate("g_learning_rate", g_learning_rate, lr), beta_1=0.5),
-        )
-        return self
-
-    def get_compile_config(self):
-        if not getattr(self, "compiled", False) or not hasattr(self, "d_optimizer"):
-            return {}
-        return {
-            "d_optimizer": keras.optimizers.serialize(self.d_optimizer),
-            "g_optimizer": keras.optimizers.serialize(self.g_optimizer),
-        }
-
-    def compile_from_config(self, config):
-        if not config:
-            return
-        self.compile(
-            d_optimizer=keras.optimizers.deserialize(config["d_optimizer"]),
-            g_optimizer=keras.optimizers.deserialize(config["g_optimizer"]),
-        )
-
-    # -- the public edge: [0, 1] images ----------------------------------------
-    def generate(self, z):
-        """Latents (batch, latent_dim) -> images in [0, 1]."""
-        images = self.generator(self._latents(z, "DCGAN.generate"), training=False)
-        return 0.5 * (images + 1.0)
-
+    # -- the public edge: [0, 1] images (generate, call: TwoPlayerGAN) ----------
     def sample(self, n, seed=None):
         """Draw `n` images from G(z), z ~ N(0, I). `seed` makes it reproducible."""
         return self.generate(self._prior_sample(n, seed))
-
-    def call(self, z, training=None):
-        return 0.5 * (self.generator(self._latents(z, "DCGAN.call"), training=training) + 1.0)
 
     def discriminate(self, images):
         """D's probability that each image in [0, 1] is real."""
         logits = self.discriminator(2.0 * self._images(images, "DCGAN.discriminate") - 1.0, training=False)
         return ops.sigmoid(logits[:, 0])
 
-    # -- training: one step per backend, in zoo.dcgan_steps ----------------------
+    # -- training: one step per backend, in zoo.dcgan_steps (dispatched by TwoPlayerGAN) --
     def _noise(self, batch_size):
         return replicas.normal((batch_size, self.latent_dim), seed=self._noise_seed)
 
-    def _real(self, data, where):
-        return 2.0 * self._images(data, where) - 1.0
 
-    if keras.backend.backend() == "jax":
-
-        def train_step(self, state, data):
-            return dcgan_steps.jax_train_step(self, state, data)
-
-        def test_step(self, state, data):
-            return dcgan_steps.jax_test_step(self, state, data)
-
-    else:
-
-        def train_step(self, data):
-            return dcgan_steps.train_step(self, data)
-
-        def test_step(self, data):
-            return self._update_trackers(**dcgan_steps.evaluate_terms(self, self._real(data, "DCGAN.evaluate")))
+def default_optimizer():
+    """Adam(2e-4, beta_1=0.5), the setting of Radford et al. (2016)."""
+    return DCGAN.default_optimizer()

@@ -19,42 +19,7 @@ happens in fit()" for TensorFlow, JAX and PyTorch.
 import keras
 from keras import ops
 
-from zoo import losses, replicas
-
-
-class Players:
-    """The two players' optimizers as one `model.optimizer` for Keras' trainers.
-
-    Keras' JAX trainer carries `model.optimizer.variables` through its
-    stateless step; this lists the discriminator's and then the generator's.
-    `iterations` is the generator's (one per training step). `optimizers`
-    lets Keras' LearningRateScheduler and ReduceLROnPlateau set both players'
-    rates, as for a `keras.optimizers.MultiOptimizer`."""
-
-    def __init__(self, d_optimizer, g_optimizer):
-        self.d_optimizer, self.g_optimizer = d_optimizer, g_optimizer
-
-    @property
-    def optimizers(self):
-        return [self.d_optimizer, self.g_optimizer]
-
-    @property
-    def variables(self):
-        return list(self.d_optimizer.variables) + list(self.g_optimizer.variables)
-
-    @property
-    def built(self):
-        return self.d_optimizer.built and self.g_optimizer.built
-
-    def build(self, variables=None):
-        """Both players are built by `DCGAN.compile`; nothing to do."""
-
-    @property
-    def iterations(self):
-        return self.g_optimizer.iterations
-
-    def scale_loss(self, loss):
-        return loss
+from zoo import gan_steps, losses, replicas
 
 
 def _logs(d_loss, g_loss, real_logits, fake_logits):
@@ -135,21 +100,6 @@ def torch_train_step(model, data):
 
 
 # -- JAX (stateless) -----------------------------------------------------------
-class _State:
-    """Picks a network's share out of the model's flat state lists, and puts it back."""
-
-    def __init__(self, model_variables, values):
-        self._index = {id(v): i for i, v in enumerate(model_variables)}
-        self.values = list(values)
-
-    def take(self, variables):
-        return [self.values[self._index[id(v)]] for v in variables]
-
-    def put(self, variables, values):
-        for v, value in zip(variables, values):
-            self.values[self._index[id(v)]] = value
-
-
 def _stateless_loss_call(network, trainable, non_trainable, inputs):
     """(outputs, new non-trainable values, regularisation losses) of a training-mode call."""
     return network.stateless_call(trainable, non_trainable, inputs, training=True, return_losses=True)
@@ -160,15 +110,11 @@ def jax_train_step(model, state, data):
 
     trainable, non_trainable, optimizer_values, metrics_values = state
     G, D = model.generator, model.discriminator
-    t = _State(model.trainable_variables, trainable)
-    nt = _State(model.non_trainable_variables, non_trainable)
+    t = gan_steps.State(model.trainable_variables, trainable)
+    nt = gan_steps.State(model.non_trainable_variables, non_trainable)
     real = model._real(data, "DCGAN.fit")
 
-    # The noise draw advances the model's seed state (a non-trainable variable).
-    with keras.StatelessScope(state_mapping=list(zip(model.non_trainable_variables, non_trainable))) as scope:
-        z = model._noise(ops.shape(real)[0])
-    seed_state = model._noise_seed.state
-    nt.put([seed_state], [scope.get_current_value(seed_state)])
+    z = gan_steps.jax_draw(model, nt, lambda: model._noise(ops.shape(real)[0]))
 
     g_t, g_nt = t.take(G.trainable_variables), nt.take(G.non_trainable_variables)
     d_t, d_nt = t.take(D.trainable_variables), nt.take(D.non_trainable_variables)
@@ -211,27 +157,10 @@ def jax_train_step(model, state, data):
     t.put(D.trainable_variables, d_t)
     nt.put(G.non_trainable_variables, g_nt)
     nt.put(D.non_trainable_variables, d_nt)
-    logs, metrics_values = _jax_update_trackers(
+    logs, metrics_values = gan_steps.jax_update_trackers(
         model, metrics_values, _logs(d_loss, g_loss, real_logits, fake_logits)
     )
     return logs, (t.values, nt.values, list(d_opt) + list(g_opt), metrics_values)
-
-
-def _jax_update_trackers(model, metrics_values, values):
-    with keras.StatelessScope(state_mapping=list(zip(model.metrics_variables, metrics_values))) as scope:
-        logs = model._update_trackers(**values)
-    return logs, [scope.get_current_value(v) for v in model.metrics_variables]
-
-
-def jax_test_step(model, state, data):
-    trainable, non_trainable, metrics_values = state
-    real = model._real(data, "DCGAN.evaluate")
-    mapping = list(zip(model.trainable_variables, trainable)) + list(zip(model.non_trainable_variables, non_trainable))
-    with keras.StatelessScope(state_mapping=mapping) as scope:
-        values = evaluate_terms(model, real)
-    non_trainable = [scope.get_current_value(v) for v in model.non_trainable_variables]
-    logs, metrics_values = _jax_update_trackers(model, metrics_values, values)
-    return logs, (trainable, non_trainable, metrics_values)
 
 
 def _unsupported(model, data):

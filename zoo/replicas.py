@@ -56,28 +56,6 @@ def normal(shape, dtype=None, seed=None):
     return full[index * rows : (index + 1) * rows]
 
 
-def global_batch_check(batch_size):
-    """Raise ValueError unless `batch_size` divides evenly over the replicas of the current strategy."""
-    count = replica_count()
-    if batch_size % count:
-        raise ValueError(f"batch size {batch_size} does not divide over {count} replicas; use a multiple of {count} "
-                         f"(e.g. --batch-size {batch_size - batch_size % count or count}).")
-    return count
-
-
-def replica_count():
-    """Replicas of the current `tf.distribute` strategy or `keras.distribution` (1 when there is none)."""
-    if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
-
-        return tf.distribute.get_strategy().num_replicas_in_sync
-    distribution = keras.distribution.distribution()
-    if distribution is None:
-        return 1
-    mesh = getattr(distribution, "device_mesh", None)
-    return int(mesh.shape[0]) if mesh is not None else 1
-
-
 def distribution(name, cpu_replicas=None):
     """(a context manager to build and train in, the replica count) for `distribute=name`.
 

@@ -115,12 +115,13 @@ def _start_fresh(out, model_name, overwrite):
     if not layout.holds_run(out):
         return
     # A run that stopped before its first epoch was saved (a crash, a bad file) holds nothing to keep.
-    stub = completed_epochs(out) == 0 and not os.path.exists(layout.path(out, layout.MODEL))
+    done = completed_epochs(out)
+    stub = done == 0 and not os.path.exists(layout.path(out, layout.MODEL))
     if not overwrite and not stub:
         config = files.read_json(layout.path(out, layout.CONFIG), {}) or {}
-        done = f"{completed_epochs(out)} of {config.get('epochs', '?')} epochs of {config.get('model', model_name)}"
+        held = f"{done} of {config.get('epochs', '?')} epochs of {config.get('model', model_name)}"
         raise ValueError(
-            f"{out} already holds a run ({done}); pass --resume to continue it, --overwrite to start again, "
+            f"{out} already holds a run ({held}); pass --resume to continue it, --overwrite to start again, "
             "or choose another --out."
         )
     # Only what a run writes goes; a folder that holds anything else is the user's and stays.
@@ -147,7 +148,7 @@ def _repair_checkpoint(out):
 
     backup_dir = layout.path(out, layout.CHECKPOINT)
     states = checkpoints.checkpoint_states(backup_dir)
-    if not states or checkpoints.newest_intact_state(backup_dir) is not None:
+    if not states or checkpoints.newest_intact_state(backup_dir, states) is not None:
         return
     problems = "; ".join(problem for _, _, problem in states)
     model_path = layout.path(out, layout.MODEL)
@@ -328,7 +329,7 @@ def _train_locked(out, model_name, spec, epochs, given, resume, overwrite, downl
 
         keras.utils.set_random_seed(seed)
 
-    if settings.get("distribute") and model_name not in ("ae", "dae", "vae", "dcgan"):
+    if settings.get("distribute") and not spec.cls.supports_replicas:
         raise ValueError(f"--distribute is not yet supported for {model_name} (its training step does not divide its "
                          "losses over replicas); train it on one device.")
     scope, replica_count = replicas.distribution(settings.get("distribute"), cpu_replicas)

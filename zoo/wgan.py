@@ -4,7 +4,7 @@ import keras
 from keras import layers, ops
 
 from zoo import _checks, networks, wgan_steps
-from zoo.base import GenerativeModel
+from zoo.gan import TwoPlayerGAN
 from zoo.dcgan import _WIDTHS, default_stages
 
 CRITIC_NORMS = ("layer", "none")
@@ -58,13 +58,8 @@ def critic_network(image_shape, filters=(64, 128), kernel_size=5, norm="layer", 
     return keras.Model(images, scores, name=name, dtype=dtype)
 
 
-def default_optimizer():
-    """Adam(1e-4, beta_1=0, beta_2=0.9), the setting of Gulrajani et al. (2017)."""
-    return keras.optimizers.Adam(learning_rate=1e-4, beta_1=0.0, beta_2=0.9)
-
-
 @keras.saving.register_keras_serializable(package="genzoo")
-class WGANGP(GenerativeModel):
+class WGANGP(TwoPlayerGAN):
     """Wasserstein GAN with gradient penalty (Gulrajani et al. 2017; Arjovsky
     et al. 2017).
 
@@ -111,7 +106,10 @@ class WGANGP(GenerativeModel):
 
     kind = "wgan-gp"
     default_learning_rate = 1e-4
-    player_learning_rates = ("d_learning_rate", "g_learning_rate")  # d: the critic
+    adam_options = {"beta_1": 0.0, "beta_2": 0.9}  # Gulrajani et al. (2017)
+    judge_name = "critic"  # d_optimizer, d_learning_rate: the critic's
+    supports_replicas = False  # its steps do not divide the losses over replicas yet
+    steps = wgan_steps
 
     def __init__(
         self,
@@ -149,70 +147,12 @@ class WGANGP(GenerativeModel):
         self._add_trackers("c_loss", "gp", "w_distance", "g_loss")
         self.built = True
 
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        if config.get("critic_filters") is not None:
-            config["critic_filters"] = tuple(config["critic_filters"])
-        return super().from_config(config)
-
-    # -- compile / saving of the two optimizers ---------------------------------
-    def compile(self, d_optimizer=None, g_optimizer=None, **kwargs):
-        """Give the critic (`d_optimizer`) and the generator their own optimizers
-        (default Adam(1e-4, beta_1=0, beta_2=0.9) each)."""
-        if "optimizer" in kwargs:
-            raise ValueError("WGANGP.compile takes d_optimizer= (the critic's) and g_optimizer=, not optimizer=.")
-        self.d_optimizer = keras.optimizers.get(d_optimizer) if d_optimizer is not None else default_optimizer()
-        self.g_optimizer = keras.optimizers.get(g_optimizer) if g_optimizer is not None else default_optimizer()
-        super().compile(optimizer=None, **kwargs)
-        self.d_optimizer.build(self.critic.trainable_variables)
-        self.g_optimizer.build(self.generator.trainable_variables)
-        self.optimizer = wgan_steps.Players(self.d_optimizer, self.g_optimizer)
-
-    @property
-    def optimizers(self):
-        return [o for o in (getattr(self, "d_optimizer", None), getattr(self, "g_optimizer", None)) if o is not None]
-
-    def compile_default(self, learning_rate=None, d_learning_rate=None, g_learning_rate=None):
-        """Adam(lr, beta_1=0, beta_2=0.9) per player; `learning_rate` (default 1e-4) for both unless given per player."""
-        def rate(name, value, default):
-            return default if value is None else _checks.positive_float(name, value)
-
-        lr = rate("learning_rate", learning_rate, self.default_learning_rate)
-        self.compile(
-            d_optimizer=keras.optimizers.Adam(rate("d_learning_rate", d_learning_rate, lr), beta_1=0.0, beta_2=0.9),
-            g_optimizer=keras.optimizers.Adam(rate("g_learning_rate", g_learning_rate, lr), beta_1=0.0, beta_2=0.9),
-        )
-        return self
-
-    def get_compile_config(self):
-        if not getattr(self, "compiled", False) or not hasattr(self, "d_optimizer"):
-            return {}
-        return {
-            "d_optimizer": keras.optimizers.serialize(self.d_optimizer),
-            "g_optimizer": keras.optimizers.serialize(self.g_optimizer),
-        }
-
-    def compile_from_config(self, config):
-        if config:
-            self.compile(
-                d_optimizer=keras.optimizers.deserialize(config["d_optimizer"]),
-                g_optimizer=keras.optimizers.deserialize(config["g_optimizer"]),
-            )
-
-    # -- the public edge: [0, 1] images ----------------------------------------
-    def generate(self, z):
-        """Latents (batch, latent_dim) -> images in [0, 1]."""
-        return 0.5 * (self.generator(self._latents(z, "WGANGP.generate"), training=False) + 1.0)
-
-    def call(self, z, training=None):
-        return 0.5 * (self.generator(self._latents(z, "WGANGP.call"), training=training) + 1.0)
-
+    # -- the public edge: [0, 1] images (generate, call: TwoPlayerGAN) ----------
     def score(self, images):
         """The critic's score f(x) of each image in [0, 1] (higher: judged more real)."""
         return self.critic(2.0 * self._images(images, "WGANGP.score") - 1.0, training=False)[:, 0]
 
-    # -- training: one step per backend, in zoo.wgan_steps ------------------------
+    # -- training: one step per backend, in zoo.wgan_steps (dispatched by TwoPlayerGAN) --
     def _noise(self, batch_size):
         return keras.random.normal((batch_size, self.latent_dim), seed=self._noise_seed)
 
@@ -220,24 +160,10 @@ class WGANGP(GenerativeModel):
         """eps ~ U[0, 1], one per example, shaped (batch, 1, 1, 1) to mix whole images."""
         return keras.random.uniform((batch_size, 1, 1, 1), minval=0.0, maxval=1.0, seed=self._noise_seed)
 
-    def _real(self, data, where):
-        return 2.0 * self._images(data, where) - 1.0
 
-    if keras.backend.backend() == "jax":
-
-        def train_step(self, state, data):
-            return wgan_steps.jax_train_step(self, state, data)
-
-        def test_step(self, state, data):
-            return wgan_steps.jax_test_step(self, state, data)
-
-    else:
-
-        def train_step(self, data):
-            return wgan_steps.train_step(self, data)
-
-        def test_step(self, data):
-            return self._update_trackers(**wgan_steps.evaluate_terms(self, self._real(data, "WGANGP.evaluate")))
+def default_optimizer():
+    """Adam(1e-4, beta_1=0, beta_2=0.9), the setting of Gulrajani et al. (2017)."""
+    return WGANGP.default_optimizer()
 
 
 __all__ = ["ExactLayerNormalization", "WGANGP", "critic_network", "default_optimizer"]

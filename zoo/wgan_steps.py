@@ -24,9 +24,9 @@ the running backend.
 import keras
 from keras import ops
 
-from zoo.dcgan_steps import Players, _jax_update_trackers, _State
+from zoo import gan_steps
 
-__all__ = ["Players", "gradient_penalty", "input_gradients", "train_step"]
+__all__ = ["gradient_penalty", "input_gradients", "train_step"]
 
 
 # -- the pieces, one small function each -----------------------------------------
@@ -167,15 +167,11 @@ def jax_train_step(model, state, data):
 
     trainable, non_trainable, optimizer_values, metrics_values = state
     G, C = model.generator, model.critic
-    t = _State(model.trainable_variables, trainable)
-    nt = _State(model.non_trainable_variables, non_trainable)
+    t = gan_steps.State(model.trainable_variables, trainable)
+    nt = gan_steps.State(model.non_trainable_variables, non_trainable)
     real = model._real(data, "WGANGP.fit")
 
-    # The draws advance the model's seed state (a non-trainable variable).
-    with keras.StatelessScope(state_mapping=list(zip(model.non_trainable_variables, non_trainable))) as scope:
-        zs, epss, z_g = draws(model, ops.shape(real)[0])
-    seed_state = model._noise_seed.state
-    nt.put([seed_state], [scope.get_current_value(seed_state)])
+    zs, epss, z_g = gan_steps.jax_draw(model, nt, lambda: draws(model, ops.shape(real)[0]))
 
     g_t, g_nt = t.take(G.trainable_variables), nt.take(G.non_trainable_variables)
     c_t, c_nt = t.take(C.trainable_variables), nt.take(C.non_trainable_variables)
@@ -203,19 +199,8 @@ def jax_train_step(model, state, data):
     t.put(G.trainable_variables, g_t)
     t.put(C.trainable_variables, c_t)
     nt.put(G.non_trainable_variables, g_nt)
-    logs, metrics_values = _jax_update_trackers(model, metrics_values, {**terms, "g_loss": g_loss})
+    logs, metrics_values = gan_steps.jax_update_trackers(model, metrics_values, {**terms, "g_loss": g_loss})
     return logs, (t.values, nt.values, list(c_opt) + list(g_opt), metrics_values)
-
-
-def jax_test_step(model, state, data):
-    trainable, non_trainable, metrics_values = state
-    real = model._real(data, "WGANGP.evaluate")
-    mapping = list(zip(model.trainable_variables, trainable)) + list(zip(model.non_trainable_variables, non_trainable))
-    with keras.StatelessScope(state_mapping=mapping) as scope:
-        values = evaluate_terms(model, real)
-    non_trainable = [scope.get_current_value(v) for v in model.non_trainable_variables]
-    logs, metrics_values = _jax_update_trackers(model, metrics_values, values)
-    return logs, (trainable, non_trainable, metrics_values)
 
 
 _TRAIN_STEPS = {"tensorflow": tensorflow_train_step, "torch": torch_train_step}
