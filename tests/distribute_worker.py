@@ -1,13 +1,15 @@
 """One side of tests/test_distribute.py, run as a subprocess (devices are fixed when the backend starts):
 
     python -m tests.distribute_worker OUT.npz MODEL REPLICAS [--sync]
+    TF_CONFIG=... python -m tests.distribute_worker OUT.npz MODEL workers [--sync]
 
 Builds MODEL from fixed hyperparameters and initial weights (seed 0), trains
 10 steps of global batch 32 on fixed digits, on REPLICAS devices: with
 KERAS_BACKEND=tensorflow under tf.distribute.MirroredStrategy over REPLICAS
 logical CPU devices (1: no strategy), with KERAS_BACKEND=jax under
 keras.distribution.DataParallel (the caller sets XLA_FLAGS for the device
-count). Writes every weight before (i0, i1, ...) and after (w0, w1, ...) and the per-step
+count); with `workers` under tf.distribute.MultiWorkerMirroredStrategy over the
+cluster in TF_CONFIG (one CPU device per worker process). Writes every weight before (i0, i1, ...) and after (w0, w1, ...) and the per-step
 losses to OUT.npz.
 """
 
@@ -25,7 +27,11 @@ def main(out, name, replicas, sync=False):
     if keras.backend.backend() == "tensorflow":
         import tensorflow as tf
 
-        if replicas > 1:
+        if replicas == "workers":
+            strategy = tf.distribute.MultiWorkerMirroredStrategy()
+            assert strategy.extended._in_multi_worker_mode()
+            scope = strategy.scope()
+        elif replicas > 1:
             cpu = tf.config.list_physical_devices("CPU")[0]
             tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * replicas)
             strategy = tf.distribute.MirroredStrategy([f"/cpu:{i}" for i in range(replicas)])
@@ -64,4 +70,4 @@ def main(out, name, replicas, sync=False):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2], int(sys.argv[3]), "--sync" in sys.argv[4:])
+    main(sys.argv[1], sys.argv[2], sys.argv[3] if sys.argv[3] == "workers" else int(sys.argv[3]), "--sync" in sys.argv[4:])

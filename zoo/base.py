@@ -66,6 +66,17 @@ class GenerativeModel(keras.Model):
             kwargs["validation_data"] = _checks.training_images(validation, "fit: validation_data")
         return super().fit(_checks.training_images(x, "fit"), y, *args, **kwargs)
 
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Keras 3's TensorFlow trainer builds a model made in a strategy's scope from the first batch,
+        # averaged over replicas with strategy.reduce, which a MultiWorkerMirroredStrategy cannot do
+        # on a (x, y)-like batch (keras-team/keras#20585); the build needs shapes only: one replica's batch.
+        if iterator is not None and replicas.across_workers(self.distribute_strategy):
+            for _, _, batches in iterator:
+                data_batch = replicas.local_batch(self.distribute_strategy, next(batches))
+                break
+            iterator = None
+        return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+
     def __init__(self, image_shape, latent_dim, downsamplings=2, seed=None, **kwargs):
         super().__init__(**kwargs)
         self.image_shape = _checks.image_shape(image_shape, downsamplings)
@@ -156,7 +167,12 @@ class GenerativeModel(keras.Model):
     def _update_trackers(self, **values):
         for name, value in values.items():
             self._tracker_by_name[name].update_state(value)
-        return {m.name: m.result() for m in self.metrics}
+        return self.get_metrics_result()
+
+    def get_metrics_result(self):
+        # Keras' own train step returns this too: both reach the logs in a form
+        # that averages over the workers of a MultiWorkerMirroredStrategy.
+        return replicas.loggable({m.name: m.result() for m in self.metrics})
 
     def _images(self, data, where):
         """Take the images out of `x`, `(x,)`, `(x, y)`, `(x, y, w)` or {"image": x}."""

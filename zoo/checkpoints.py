@@ -165,8 +165,14 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
     pair (`double_checkpoint=True`) is replaced only once a new intact pair
     exists, and a restore takes the newest intact pair; when none is intact
     it raises a ValueError that names the files. A Ctrl-C or SIGTERM during
-    a save waits until the save is done. Arguments as for Keras' callback.
+    a save waits until the save is done. Arguments as for Keras' callback,
+    and `read_only=True`: restore, never save nor delete (a worker of a
+    multi-worker cluster other than the chief, which writes the checkpoints).
     """
+
+    def __init__(self, backup_dir, *args, read_only=False, **kwargs):
+        super().__init__(backup_dir, *args, **kwargs)
+        self.read_only = read_only
 
     def on_train_begin(self, logs=None):
         states = checkpoint_states(self.backup_dir)
@@ -213,18 +219,18 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
                           "sha256": file_digest(self._weights_path)}, self._training_metadata_path)
 
     def on_epoch_end(self, epoch, logs=None):
-        if not weights_are_finite(self.model):
+        if self.read_only or not weights_are_finite(self.model):
             return
         with interrupts_deferred():
             super().on_epoch_end(epoch, logs)
 
     def on_train_end(self, logs=None):
         # A fit that diverged keeps the last good checkpoint even with delete_checkpoint=True.
-        if weights_are_finite(self.model):
+        if not self.read_only and weights_are_finite(self.model):
             super().on_train_end(logs)
 
     def on_train_batch_end(self, batch, logs=None):
-        if self.save_freq == "epoch":
+        if self.read_only or self.save_freq == "epoch":
             return
         with interrupts_deferred():
             super().on_train_batch_end(batch, logs)

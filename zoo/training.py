@@ -111,6 +111,20 @@ def _data_failure(err, dataset):
     return None
 
 
+def _cluster_failure(err):
+    """What a multi-worker run's failure says of the lost worker (TensorFlow aborts every collective
+    when a peer stops), or None for any other error."""
+    if keras.backend.backend() != "tensorflow":
+        return None
+    import tensorflow as tf
+
+    if not isinstance(err, (tf.errors.UnavailableError, tf.errors.DeadlineExceededError, tf.errors.CancelledError)):
+        return None
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    peers = [line for line in lines if line.startswith("/job:")]
+    return f"unhealthy: {', '.join(peers)}" if peers else (lines[0][:200] if lines else type(err).__name__)
+
+
 def _start_fresh(out, model_name, overwrite):
     if not layout.holds_run(out):
         return
@@ -291,27 +305,43 @@ def train(model_name, dataset=None, epochs=10, out="runs/run", batch_size=None, 
     if options:
         given["model_options"] = options
     given = _normalise(given)
+    if _distribute_of(out, given, resume) == "multi-worker" and not replicas.cluster_role().is_chief:
+        # Another worker of the cluster: it trains its share and reads the chief's run directory, never writes it.
+        return _train_locked(out, model_name, spec, epochs, given, resume, overwrite, download, verbose, cpu_replicas,
+                             chief=False)
     with layout.locked(out):
         if layout.holds_run(out):
             layout.remove_temporary(out)  # left by a save that SIGKILL cut short
         return _train_locked(out, model_name, spec, epochs, given, resume, overwrite, download, verbose, cpu_replicas)
 
 
-def _train_locked(out, model_name, spec, epochs, given, resume, overwrite, download, verbose, cpu_replicas=None):
-    """`train` from its validated settings on, while it holds the run directory's lock."""
+def _distribute_of(out, given, resume):
+    """The distribution a run trains with: as given, else (resuming) as its config.json recorded."""
+    if "distribute" in given or not resume:
+        return given.get("distribute")
+    recorded = files.read_json(layout.path(out, layout.CONFIG), None)
+    return recorded.get("distribute") if isinstance(recorded, dict) else None
+
+
+def _train_locked(out, model_name, spec, epochs, given, resume, overwrite, download, verbose, cpu_replicas=None,
+                  chief=True):
+    """`train` from its validated settings on, while it holds the run directory's lock (the chief), or
+    as a worker of a multi-worker cluster other than the chief (`chief=False`): it writes nothing."""
     from zoo import callbacks, data
     from zoo_common.grid import save_grid
 
     if resume:
         settings, config = _resume_settings(out, model_name, given)
-        _repair_checkpoint(out)
+        if chief:
+            _repair_checkpoint(out)
         if not os.path.isdir(layout.path(out, layout.CHECKPOINT)) and os.path.exists(layout.path(out, layout.MODEL)):
             raise ValueError(
                 f"{out} has a model.keras but no checkpoint/ to resume from (an older genzoo's run, or the folder "
                 "was deleted), so the training state is lost; start again with --overwrite."
             )
     else:
-        _start_fresh(out, model_name, overwrite)
+        if chief:
+            _start_fresh(out, model_name, overwrite)
         settings = {**DEFAULTS, "model_options": {}, **given}
         config = None
     settings["model"] = model_name
@@ -323,6 +353,8 @@ def _train_locked(out, model_name, spec, epochs, given, resume, overwrite, downl
     for key in spec.cls.player_learning_rates:
         if settings[key] is None:
             settings[key] = settings["learning_rate"]
+    if settings.get("distribute") == "multi-worker" and settings["seed"] is None:
+        settings["seed"] = 0  # every worker must shuffle alike to take its own share of each batch
     seed = settings["seed"]
     if seed is not None:
         import tensorflow  # noqa: F401 - the data pipeline's; imported first so that its global seed is set too
@@ -402,30 +434,42 @@ def _train_locked(out, model_name, spec, epochs, given, resume, overwrite, downl
             "backend": keras.backend.backend(), "versions": library_versions(),
         }]
     config["epochs"] = epochs
-    files.write_json(config, layout.path(out, layout.CONFIG))
+    if chief:
+        config["workers"] = replicas.cluster_role().workers if settings.get("distribute") == "multi-worker" else 1
+        files.write_json(config, layout.path(out, layout.CONFIG))
 
     stopper = callbacks.StopOnNonFinite()
-    run_callbacks = [
-        stopper,
-        callbacks.NoiseFromEpoch(),
-        callbacks.TensorBoard(out, update_freq=settings["log_every"] or "epoch"),
-        callbacks.ImageSummaries(out, images=held_images, seed=seed or 0),
-    ]
-    if held_images is not None and model.has_encoder:
-        run_callbacks.append(callbacks.EmbeddingProjector(out, held_images, held_labels, train_ds.class_names))
-    run_callbacks += [
-        callbacks.RunCheckpoint(out),
-        # Last, so that what it records as done has been logged and saved.
-        callbacks.BackupAndRestore(layout.path(out, layout.CHECKPOINT), double_checkpoint=True, delete_checkpoint=False),
-    ]
+    run_callbacks = [stopper, callbacks.NoiseFromEpoch()]
+    checkpoint_dir = layout.path(out, layout.CHECKPOINT)
+    if chief:
+        run_callbacks += [
+            callbacks.TensorBoard(out, update_freq=settings["log_every"] or "epoch"),
+            callbacks.ImageSummaries(out, images=held_images, seed=seed or 0),
+        ]
+        if held_images is not None and model.has_encoder:
+            run_callbacks.append(callbacks.EmbeddingProjector(out, held_images, held_labels, train_ds.class_names))
+        run_callbacks += [
+            callbacks.RunCheckpoint(out),
+            # Last, so that what it records as done has been logged and saved.
+            callbacks.BackupAndRestore(checkpoint_dir, double_checkpoint=True, delete_checkpoint=False),
+        ]
+    else:  # restores the chief's checkpoint (on a file system shared with the chief, as tf.distribute expects)
+        run_callbacks.append(callbacks.BackupAndRestore(checkpoint_dir, read_only=True))
     try:
         model.fit(train_ds, epochs=epochs, validation_data=validation_ds, callbacks=run_callbacks, verbose=verbose,
                   steps_per_epoch=train_ds.steps_per_epoch if keyed else None, shuffle=False)  # the pipeline shuffles
     except Exception as err:  # noqa: BLE001 - only a failure to read the data is translated, the rest goes on
+        kept = completed_epochs(out)
+        lost = _cluster_failure(err)
+        if lost is not None:
+            raise ValueError(
+                f"a worker of the cluster stopped ({lost}); training stopped ({out} keeps "
+                f"{'epoch ' + str(kept) if kept else 'no trained epoch'}). Restart every worker with the same command "
+                f"and --resume: zoo train {model_name} --out {out} --epochs {epochs} --distribute multi-worker --resume"
+            ) from None
         problem = _data_failure(err, train_ds)
         if problem is None:
             raise
-        kept = completed_epochs(out)
         raise ValueError(
             f"{problem}; training stopped ({out} keeps {'epoch ' + str(kept) if kept else 'no trained epoch'}). "
             f"Fix or remove the file, then run the same command{' with --resume' if kept else ''} again."
@@ -445,6 +489,8 @@ def _train_locked(out, model_name, spec, epochs, given, resume, overwrite, downl
             f"learning rate too high (it was {settings['learning_rate']:g}; try a smaller --lr) or input pixels "
             "outside [0, 1]."
         )
+    if not chief:
+        return model
     if not os.path.exists(layout.path(out, layout.MODEL)):
         _io.save_model(model, layout.path(out, layout.MODEL))  # nothing was left to train
     save_grid(keras.ops.convert_to_numpy(generate_images(model, 64, seed=0)), layout.path(out, layout.SAMPLES), ncols=8)

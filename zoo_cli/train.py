@@ -66,9 +66,11 @@ def add_parser(subparsers):
     p.add_argument("--loss", default=None, help="ae: bce or mse; dcgan: non_saturating or minimax")
     p.add_argument("--precision", default=None, choices=["float32", "mixed_bfloat16"],
                    help="Keras dtype policy (default float32; mixed_bfloat16 is faster on CPUs with AMX/AVX512-BF16)")
-    p.add_argument("--distribute", default=None, choices=["mirrored", "data-parallel"],
-                   help="data-parallel training over this machine's devices: mirrored = tf.distribute.MirroredStrategy "
-                        "(TensorFlow backend: every GPU, else the CPU devices), data-parallel = "
+    p.add_argument("--distribute", default=None, choices=["mirrored", "multi-worker", "data-parallel"],
+                   help="data-parallel training: mirrored = tf.distribute.MirroredStrategy over this machine's devices "
+                        "(TensorFlow backend: every GPU, else the CPU devices); multi-worker = "
+                        "tf.distribute.MultiWorkerMirroredStrategy over the machines in TF_CONFIG (run the same "
+                        "command on each; the chief writes RUN_DIR, which the others must see); data-parallel = "
                         "keras.distribution.DataParallel (JAX backend: every device); --batch-size is the global batch")
     p.add_argument("--cpu-replicas", type=int, default=None, metavar="N",
                    help="with --distribute on a machine without GPUs: split the CPU into N logical devices (to try "
@@ -97,4 +99,11 @@ def run(args):
         # A terminal gets progress bars; a log file or CI one line per epoch.
         verbose=1 if sys.stdout.isatty() else 2, **options,
     )
+    if args.distribute == "multi-worker":
+        from zoo import replicas
+
+        role = replicas.cluster_role()
+        if not role.is_chief:
+            print(f"{role.task_type} {role.index} of the cluster: done (the chief wrote {args.out})")
+            return
     print(f"wrote {args.out}: model.keras, samples.png, TensorBoard logs (tensorboard --logdir {args.out})")

@@ -204,6 +204,11 @@ def load(source, split="train", batch_size=128, shuffle=True, seed=None, take=No
 
         ds = tf.data.Dataset.range(start_epoch, 2**62).flat_map(keyed_epoch)
     ds = ds.prefetch(tf.data.AUTOTUNE)
+    # Across the workers of a MultiWorkerMirroredStrategy each takes its share of every global batch
+    # (TensorFlow's default would split by input file, and a dataset with fewer files than workers fails).
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    ds = ds.with_options(options)
     ds.class_names = src.class_names
     ds.num_examples = n
     ds.image_shape = (*size, channels)
