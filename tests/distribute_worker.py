@@ -54,16 +54,19 @@ def main(out, name, replicas, sync=False):
             model = zoo.Autoencoder((8, 8, 1), 4, filters=(8, 16), hidden_dim=32, seed=0)
         elif name == "vae":
             model = zoo.VAE((8, 8, 1), 4, filters=(8, 16), hidden_dim=32, seed=0)
+        elif name == "wgan-gp":
+            model = zoo.WGANGP((8, 8, 1), 8, generator_filters=(16, 8), kernel_size=3, n_critic=2, seed=0,
+                               sync_batch_norm=sync)
         else:
             model = zoo.DCGAN((8, 8, 1), 8, generator_filters=(32, 16), kernel_size=3, seed=0, sync_batch_norm=sync)
-        if name == "dcgan":
+        if name in ("dcgan", "wgan-gp"):
             model.compile_default(1e-3)
         else:
             model.compile(optimizer=keras.optimizers.SGD(0.1))
     initial = {f"i{i}": keras.ops.convert_to_numpy(v) for i, v in enumerate(model.weights)}
     losses = []
     record = keras.callbacks.LambdaCallback(on_train_batch_end=lambda b, logs: losses.append(
-        float(logs["d_loss" if name == "dcgan" else "loss"])))
+        float(logs[{"dcgan": "d_loss", "wgan-gp": "c_loss"}.get(name, "loss")])))
     model.fit(images, batch_size=BATCH, epochs=1, shuffle=False, verbose=0, callbacks=[record])
     weights = {f"w{i}": keras.ops.convert_to_numpy(v) for i, v in enumerate(model.weights)}
     np.savez(out, losses=np.array(losses), **weights, **initial)

@@ -4,7 +4,9 @@ same initial weights on the same data (real strategies in subprocesses: devices 
 a backend starts). And `zoo train --distribute` with its refusals, through the real CLI.
 
 Tolerance, max-abs on every weight after 10 steps (the weights move by more than 0.05): 1e-5 for the
-AE, 1e-4 for the VAE and the DCGAN with synchronised batch norm. The replicas' gradients are summed
+AE, 1e-4 for the VAE and the DCGAN with synchronised batch norm, 2e-4 for the WGAN-GP (measured 6.8e-5
+under MirroredStrategy: Adam with beta_1=0 turns a rounding difference in a near-zero gradient into a
+step of up to the learning rate; its losses agree to 1e-5 relative over the 10 steps). The replicas' gradients are summed
 in another order than one device's batch sum, so the runs agree to float32 rounding, not bits, and
 the rounding grows with the steps (the measured figures are printed: pytest -s)."""
 
@@ -41,8 +43,9 @@ def max_weight_difference(a, b, a_prefix="w", b_prefix="w"):
 
 @pytest.mark.parametrize("backend, model, flags, tolerance", [
     ("tensorflow", "ae", (), 1e-5), ("tensorflow", "vae", (), 1e-4), ("tensorflow", "dcgan", ("--sync",), 1e-4),
-    ("jax", "ae", (), 1e-5),
-], ids=["mirrored-ae", "mirrored-vae", "mirrored-dcgan-sync-bn", "jax-data-parallel-ae"])
+    ("tensorflow", "wgan-gp", ("--sync",), 2e-4), ("jax", "ae", (), 1e-5), ("jax", "wgan-gp", (), 1e-4),
+], ids=["mirrored-ae", "mirrored-vae", "mirrored-dcgan-sync-bn", "mirrored-wgan-gp-sync-bn", "jax-data-parallel-ae",
+        "jax-data-parallel-wgan-gp"])
 def test_two_replicas_give_the_weights_of_one_device(tmp_path, backend, model, flags, tolerance):
     one = train(tmp_path, backend, model, 1, *flags)
     two = train(tmp_path, backend, model, 2, *flags)

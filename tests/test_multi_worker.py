@@ -64,8 +64,8 @@ def finish(processes, timeout=300):
 
 
 @pytest.mark.parametrize("model, flags, tolerance", [
-    ("ae", (), 1e-5), ("vae", (), 1e-4), ("dcgan", ("--sync",), 1e-4),
-], ids=["ae", "vae", "dcgan-sync-bn"])
+    ("ae", (), 1e-5), ("vae", (), 1e-4), ("dcgan", ("--sync",), 1e-4), ("wgan-gp", ("--sync",), 2e-4),
+], ids=["ae", "vae", "dcgan-sync-bn", "wgan-gp-sync-bn"])
 def test_two_workers_give_the_weights_of_one_device(tmp_path, model, flags, tolerance):
     ports = free_ports(2)
     outs = [tmp_path / f"worker{i}.npz" for i in range(2)]

@@ -12,7 +12,6 @@ never asks which class it holds:
     has_prior                        whether `sample` draws from a prior the model was trained for
     has_likelihood, log_importance_weights(x, eps)   the pieces of the IWAE estimate
     optimizers, training_steps, compile_default(...)
-    supports_replicas                whether its step divides its losses over tf.distribute replicas
 
 Training runs on every Keras backend: a model with one optimizer computes its
 loss in `compute_loss` (Keras' own backend-neutral hook) and a game with two
@@ -50,8 +49,6 @@ class GenerativeModel(keras.Model):
     encoder_outputs = ()
     has_prior = True
     has_likelihood = False
-    # Whether the training step scales its losses for data-parallel replicas (zoo.replicas).
-    supports_replicas = True
 
     def fit(self, x=None, y=None, *args, **kwargs):
         """Keras' `fit`, with the training images checked at the edge: float, finite, in [0, 1].

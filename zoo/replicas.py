@@ -88,8 +88,8 @@ def scale_loss(loss):
     return loss if count == 1 else loss / count
 
 
-def normal(shape, dtype=None, seed=None):
-    """`keras.random.normal(shape, dtype, seed)` for this replica's rows of the global batch.
+def _rows(draw, shape, **kwargs):
+    """`draw(shape, **kwargs)` for this replica's rows of the global batch.
 
     `shape[0]` is the per-replica batch; the draw is made for `count * shape[0]`
     rows and this replica keeps rows `index * shape[0]` onward (every replica
@@ -97,13 +97,23 @@ def normal(shape, dtype=None, seed=None):
     """
     index, count = replica()
     if count == 1:
-        return keras.random.normal(shape, dtype=dtype, seed=seed)
+        return draw(shape, **kwargs)
     import tensorflow as tf
 
     shape = tf.unstack(tf.convert_to_tensor(shape, tf.int32)) if not isinstance(shape, (tuple, list)) else list(shape)
     rows = shape[0]
-    full = keras.random.normal(tf.stack([count * rows, *shape[1:]]), dtype=dtype, seed=seed)
+    full = draw(tf.stack([count * rows, *shape[1:]]), **kwargs)
     return full[index * rows : (index + 1) * rows]
+
+
+def normal(shape, dtype=None, seed=None):
+    """`keras.random.normal(shape, dtype=dtype, seed=seed)` for this replica's rows of the global batch."""
+    return _rows(keras.random.normal, shape, dtype=dtype, seed=seed)
+
+
+def uniform(shape, minval=0.0, maxval=1.0, dtype=None, seed=None):
+    """`keras.random.uniform(...)` for this replica's rows of the global batch."""
+    return _rows(keras.random.uniform, shape, minval=minval, maxval=maxval, dtype=dtype, seed=seed)
 
 
 class Role(NamedTuple):

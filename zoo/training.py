@@ -361,9 +361,6 @@ def _train_locked(out, model_name, spec, epochs, given, resume, overwrite, downl
 
         keras.utils.set_random_seed(seed)
 
-    if settings.get("distribute") and not spec.cls.supports_replicas:
-        raise ValueError(f"--distribute is not yet supported for {model_name} (its training step does not divide its "
-                         "losses over replicas); train it on one device.")
     scope, replica_count = replicas.distribution(settings.get("distribute"), cpu_replicas)
     if config is not None and config.get("replicas", 1) != replica_count:
         raise ValueError(f"{out} trained on {config.get('replicas', 1)} replicas and would resume on {replica_count}; "
@@ -374,7 +371,7 @@ def _train_locked(out, model_name, spec, epochs, given, resume, overwrite, downl
         raise ValueError(f"--batch-size {settings['batch_size']} does not divide over {replica_count} replicas; "
                          f"use a multiple of {replica_count}, e.g. --batch-size {fit}.")
     options = settings["model_options"]
-    if model_name == "dcgan" and settings.get("distribute") and config is None:
+    if model_name in ("dcgan", "wgan-gp") and settings.get("distribute") and config is None:
         options = settings["model_options"] = {"sync_batch_norm": True, **options}
     if settings["binarize"] is None:
         settings["binarize"] = model_name == "vae" and options.get("likelihood", "bernoulli") == "bernoulli"

@@ -3,7 +3,7 @@
 import keras
 from keras import layers, ops
 
-from zoo import _checks, networks, wgan_steps
+from zoo import _checks, networks, replicas, wgan_steps
 from zoo.gan import TwoPlayerGAN
 from zoo.dcgan import _WIDTHS, default_stages
 
@@ -85,6 +85,10 @@ class WGANGP(TwoPlayerGAN):
             convolutions. Defaults to None: the generator's, reversed.
         kernel_size: int. Defaults to 5.
         critic_norm: str. "layer" (layer normalisation) or "none". Defaults to "layer".
+        sync_batch_norm: bool. Under a tf.distribute strategy, the generator's
+            batch-norm statistics over the global batch (the step then equals
+            one device's) instead of per replica. Defaults to False. The
+            critic has no batch norm (the penalty is per example).
         seed: int or None. Seeds the training noise and `sample()`.
         dtype: the Keras dtype policy; saved in the config. Defaults to None.
 
@@ -108,7 +112,6 @@ class WGANGP(TwoPlayerGAN):
     default_learning_rate = 1e-4
     adam_options = {"beta_1": 0.0, "beta_2": 0.9}  # Gulrajani et al. (2017)
     judge_name = "critic"  # d_optimizer, d_learning_rate: the critic's
-    supports_replicas = False  # its steps do not divide the losses over replicas yet
     steps = wgan_steps
 
     def __init__(
@@ -121,6 +124,7 @@ class WGANGP(TwoPlayerGAN):
         critic_filters=None,
         kernel_size=5,
         critic_norm="layer",
+        sync_batch_norm=False,
         seed=None,
         **kwargs,
     ):
@@ -141,7 +145,10 @@ class WGANGP(TwoPlayerGAN):
         g_widths = generator_filters or _WIDTHS[:stages][::-1]
         c_widths = critic_filters or g_widths[::-1]
         policy = self.dtype_policy
-        self.generator = networks.dcgan_generator(self.image_shape, self.latent_dim, g_widths, self.kernel_size, dtype=policy)
+        self.sync_batch_norm = bool(sync_batch_norm)
+        synced = self.sync_batch_norm and keras.backend.backend() == "tensorflow"  # JAX's statistics are global
+        self.generator = networks.dcgan_generator(self.image_shape, self.latent_dim, g_widths, self.kernel_size,
+                                                  dtype=policy, synchronized=synced)
         self.critic = critic_network(self.image_shape, c_widths, self.kernel_size, self.critic_norm, dtype=policy)
         self._noise_seed = keras.random.SeedGenerator(self._sub_seed(1))
         self._add_trackers("c_loss", "gp", "w_distance", "g_loss")
@@ -154,11 +161,11 @@ class WGANGP(TwoPlayerGAN):
 
     # -- training: one step per backend, in zoo.wgan_steps (dispatched by TwoPlayerGAN) --
     def _noise(self, batch_size):
-        return keras.random.normal((batch_size, self.latent_dim), seed=self._noise_seed)
+        return replicas.normal((batch_size, self.latent_dim), seed=self._noise_seed)
 
     def _interpolation_weights(self, batch_size):
         """eps ~ U[0, 1], one per example, shaped (batch, 1, 1, 1) to mix whole images."""
-        return keras.random.uniform((batch_size, 1, 1, 1), minval=0.0, maxval=1.0, seed=self._noise_seed)
+        return replicas.uniform((batch_size, 1, 1, 1), minval=0.0, maxval=1.0, seed=self._noise_seed)
 
 
 def default_optimizer():

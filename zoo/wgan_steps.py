@@ -24,7 +24,7 @@ the running backend.
 import keras
 from keras import ops
 
-from zoo import gan_steps
+from zoo import gan_steps, replicas
 
 __all__ = ["gradient_penalty", "input_gradients", "train_step"]
 
@@ -129,10 +129,12 @@ def tensorflow_train_step(model, data):
         fake = G(z, training=True)
         with tf.GradientTape() as tape:
             c_loss, terms = critic_terms(model, critic, real, fake, eps)
-        model.d_optimizer.apply_gradients(zip(tape.gradient(c_loss, C.trainable_variables), C.trainable_variables))
+            scaled = replicas.scale_loss(c_loss)  # under tf.distribute, the replicas' gradients are summed
+        model.d_optimizer.apply_gradients(zip(tape.gradient(scaled, C.trainable_variables), C.trainable_variables))
     with tf.GradientTape() as tape:
         g_loss = generator_objective(critic(G(z_g, training=True)))
-    model.g_optimizer.apply_gradients(zip(tape.gradient(g_loss, G.trainable_variables), G.trainable_variables))
+        scaled = replicas.scale_loss(g_loss)
+    model.g_optimizer.apply_gradients(zip(tape.gradient(scaled, G.trainable_variables), G.trainable_variables))
     return model._update_trackers(**terms, g_loss=g_loss)
 
 
