@@ -110,6 +110,12 @@ class GenerativeHalf:
             )
         if not model.built:
             raise ValueError(f"{type(model).__name__} {model.name!r} is not built; nothing to export.")
+        if model.num_classes is not None:
+            raise ValueError(
+                f"{type(model).__name__} {model.name!r} is conditional (num_classes={model.num_classes}): its generator "
+                "takes the labels as a second input, which genzoo's ONNX and SavedModel files do not carry yet; "
+                "nothing exported. Use the model in Keras (model.sample(n, labels=...))."
+            )
         if not weights_are_finite(model):
             raise ValueError(
                 f"{type(model).__name__} {model.name!r} has NaN/inf weights (training diverged?); nothing exported. "

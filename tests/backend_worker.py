@@ -34,7 +34,13 @@ KWARGS = {
     "vae": {"image_shape": (8, 8, 1), "latent_dim": 4, "filters": (8, 16), "hidden_dim": 32},
     "dcgan": {"image_shape": (8, 8, 1), "latent_dim": 8, "generator_filters": (32, 16), "kernel_size": 3},
     "wgan-gp": {"image_shape": (8, 8, 1), "latent_dim": 8, "generator_filters": (16, 8), "kernel_size": 3, "n_critic": 2},
+    # Conditional: the labels reach the encoder, decoder and both players.
+    "cvae": {"image_shape": (8, 8, 1), "latent_dim": 4, "filters": (8, 16), "hidden_dim": 32, "num_classes": 3},
+    "cdcgan": {"image_shape": (8, 8, 1), "latent_dim": 8, "generator_filters": (32, 16), "kernel_size": 3,
+               "num_classes": 3},
 }
+CLASSES = {"ae": zoo.Autoencoder, "vae": zoo.VAE, "dcgan": zoo.DCGAN, "wgan-gp": zoo.WGANGP, "cvae": zoo.VAE,
+           "cdcgan": zoo.DCGAN}
 
 
 def fixed_normal(shape, mean=0.0, stddev=1.0, dtype=None, seed=None):
@@ -62,9 +68,21 @@ def latents(latent_dim):
     return np.random.default_rng(1).standard_normal((5, latent_dim)).astype("float32")
 
 
+def labels(num_classes, n):
+    return (np.arange(n) % num_classes).astype("int32")
+
+
+def images_of(model):
+    """The model's images for the fixed latents (a conditional model: of classes 0, 1, 2, 0, 1)."""
+    z = latents(model.latent_dim)
+    return ops.convert_to_numpy(model.generate(z) if model.num_classes is None else
+                                model.generate(z, labels(model.num_classes, len(z))))
+
+
 def step(name, workdir):
     backend = keras.backend.backend()
-    cls = {"ae": zoo.Autoencoder, "vae": zoo.VAE, "dcgan": zoo.DCGAN, "wgan-gp": zoo.WGANGP}[name]
+    cls = CLASSES[name]
+    keras.utils.set_random_seed(0)  # the same initial weights in every run (TensorFlow's are the ones used)
     model = cls(seed=0, **KWARGS[name])
     initial = os.path.join(workdir, f"initial-{name}.weights.h5")
     if not os.path.exists(initial):
@@ -76,7 +94,8 @@ def step(name, workdir):
     real_normal, keras.random.normal = keras.random.normal, fixed_normal
     real_uniform, keras.random.uniform = keras.random.uniform, fixed_uniform
     try:
-            history = model.fit(batch(), batch_size=BATCH, epochs=1, shuffle=False, verbose=0).history
+        y = None if model.num_classes is None else labels(model.num_classes, BATCH)
+        history = model.fit(batch(), y, batch_size=BATCH, epochs=1, shuffle=False, verbose=0).history
     finally:
         keras.random.normal, keras.random.uniform = real_normal, real_uniform
     arrays = {f"loss:{k}": np.asarray(v[-1], np.float64) for k, v in history.items()}
@@ -90,14 +109,14 @@ def step(name, workdir):
         arrays[f"weight:{i}:{w.path}"] = keras.ops.convert_to_numpy(w)
     np.savez(os.path.join(workdir, f"{backend}-{name}.npz"), **arrays)
     model.save(os.path.join(workdir, f"{backend}-{name}.keras"))
-    np.save(os.path.join(workdir, f"{backend}-{name}-own.npy"), ops.convert_to_numpy(model.generate(latents(model.latent_dim))))
+    np.save(os.path.join(workdir, f"{backend}-{name}-own.npy"), images_of(model))
 
 
 def load(workdir):
     backend = keras.backend.backend()
     for path in sorted(glob.glob(os.path.join(workdir, "*.keras"))):
         model = keras.saving.load_model(path)
-        images = ops.convert_to_numpy(model.generate(latents(model.latent_dim)))
+        images = images_of(model)
         np.save(os.path.join(workdir, f"{backend}-loads-{os.path.basename(path)}.npy"), images)
 
 

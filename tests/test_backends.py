@@ -26,11 +26,16 @@ MODELS = tuple(backend_worker.KWARGS)
 LOSS_RTOL, LOSS_ATOL = 2e-6, 1e-6
 # The WGAN-GP logs its losses after critic updates made earlier in the same step (n_critic=2 Adam
 # updates, each through the gradient penalty's second derivatives): its losses carry the weights'
-# float32 differences (WEIGHT_ATOL) forward. Measured: g_loss to 4.8e-6, 2.0e-6 and 2.7e-6 relative
-# on three starting points (the initial weights are drawn afresh in each run); a bar of 2e-6 failed
-# in CI. A wrong term in either backend's step moves the losses by 1e-3 or more.
-LOSS_RTOL_BY_MODEL = {"wgan-gp": 2e-5}
+# float32 differences (WEIGHT_ATOL) forward, and its g_loss can be near 0 (relative errors mean
+# little there). Measured on four random starting points: g_loss off by 1.5e-6 to 2.7e-6 absolute
+# (g_loss -1.18 to 0.06); the initial weights are now seeded (keras.utils.set_random_seed(0)).
+# A wrong term in either backend's step moves the losses by 1e-3 or more.
+LOSS_TOLERANCE_BY_MODEL = {"wgan-gp": (2e-5, 1e-5)}  # (rel, abs)
 WEIGHT_ATOL = 1e-5
+# Adam with beta_1 = 0 (the WGAN-GP's) steps each weight by about the learning rate (1e-4) times the
+# sign of its gradient: where a gradient is ~0 (a layer-norm beta), float32 rounding picks the sign.
+# Measured from the seeded start: 1.06e-5 at most (conv1_ln/beta).
+WEIGHT_ATOL_BY_MODEL = {"wgan-gp": 5e-5}
 RELOAD_ATOL = 1e-6
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -72,11 +77,11 @@ def test_one_training_step_agrees_with_tensorflow(workdir, name, backend):
     losses = [k for k in want if k.startswith("loss:")]
     assert len(losses) >= 2
     for key in losses:
-        rtol = LOSS_RTOL_BY_MODEL.get(name, LOSS_RTOL)
-        assert float(got[key]) == pytest.approx(float(want[key]), rel=rtol, abs=LOSS_ATOL), key
+        rtol, atol = LOSS_TOLERANCE_BY_MODEL.get(name, (LOSS_RTOL, LOSS_ATOL))
+        assert float(got[key]) == pytest.approx(float(want[key]), rel=rtol, abs=atol), key
     weights = [k for k in want if k.startswith("weight:")]
     errors = {k: float(np.max(np.abs(got[k] - want[k]))) for k in weights}
-    assert max(errors.values()) <= WEIGHT_ATOL, max(errors.items(), key=lambda kv: kv[1])
+    assert max(errors.values()) <= WEIGHT_ATOL_BY_MODEL.get(name, WEIGHT_ATOL), max(errors.items(), key=lambda kv: kv[1])
 
 
 @pytest.mark.parametrize("loader", BACKENDS)

@@ -66,6 +66,45 @@ def filters(name, value):
     return tuple(positive_int(f"{name}[{i}]", w) for i, w in enumerate(widths))
 
 
+def class_labels(labels, n, num_classes, where):
+    """`labels` (one int for all, or one per image) as an int32 array of shape (n,), each in [0, num_classes)."""
+    import numpy as np
+
+    values = np.asarray(labels)
+    if values.ndim == 0 and n is not None:
+        values = np.full((n,), values)
+    if values.dtype == bool or not np.issubdtype(values.dtype, np.integer):
+        raise ValueError(f"{where}: labels must be integer class indices in 0..{num_classes - 1}; got {values.dtype} "
+                         f"values.")
+    if values.ndim != 1 or (n is not None and len(values) != n):
+        raise ValueError(f"{where}: labels must hold one class per image, shape ({n},); got shape {values.shape}.")
+    outside = np.flatnonzero((values < 0) | (values >= num_classes))
+    if outside.size:
+        raise ValueError(f"{where}: labels hold {int(values[outside[0]])} at index {int(outside[0])}, outside the "
+                         f"model's classes 0..{num_classes - 1} ({outside.size} such labels).")
+    return values.astype(np.int32)
+
+
+def labelled(x, y, num_classes, where="fit"):
+    """`fit`'s x and y for a conditional model: {"image": images, "label": labels} and None.
+
+    Takes images and labels as arrays (x, y), a dict with "image" and "label",
+    or a `tf.data.Dataset` of (images, labels) pairs (checked batch by batch).
+    """
+    import numpy as np
+
+    if type(x).__module__.startswith("tensorflow") and hasattr(x, "element_spec"):
+        return _checked_dataset(x, where, num_classes), y
+    if isinstance(x, dict) and y is None:
+        x, y = x.get("image", x.get("images")), x.get("label", x.get("labels"))
+    if y is None:
+        raise ValueError(f"{where}: the model is conditional (num_classes={num_classes}) and learns from labelled "
+                         "images: pass fit(images, labels), or a dataset of (images, labels) pairs.")
+    images = training_images(x, where)
+    labels = class_labels(y if isinstance(y, np.ndarray) else np.asarray(y), len(images), num_classes, where)
+    return {"image": images, "label": labels}, None
+
+
 def batch_images(images, expected_shape, where):
     """Check the static shape of a batch of images against the model's image_shape."""
     shape = tuple(images.shape)
@@ -118,15 +157,23 @@ def training_images(x, where="fit"):
     return x
 
 
-def _checked_dataset(ds, where):
+def _checked_dataset(ds, where, num_classes=None):
+    """`ds` with a check of each batch's images; with `num_classes`, its (images, labels) pairs
+    checked and given to a conditional model as {"image": images, "label": labels}."""
     import tensorflow as tf
 
     spec = ds.element_spec
     image_spec = spec[0] if isinstance(spec, tuple) else spec
+    if num_classes is not None and not (isinstance(spec, tuple) and len(spec) >= 2):
+        raise ValueError(f"{where}: the model is conditional (num_classes={num_classes}) and learns from labelled "
+                         "images: the dataset must yield (images, labels) pairs.")
     if not isinstance(image_spec, tf.TensorSpec):
         return ds
     if not image_spec.dtype.is_floating:
         raise ValueError(f"{where}: the dataset yields {image_spec.dtype.name} images, not float; {_RANGE_HINT}.")
+    if num_classes is not None and not spec[1].dtype.is_integer:
+        raise ValueError(f"{where}: the dataset's labels are {spec[1].dtype.name}; they must be integer class indices "
+                         f"in 0..{num_classes - 1}.")
 
     def check(*element):
         images = element[0]
@@ -137,8 +184,18 @@ def _checked_dataset(ds, where):
             tf.debugging.assert_less_equal(images, tf.ones([], images.dtype),
                                            message=f"{where}: pixel values above 1; {_RANGE_HINT}", summarize=1),
         ]
+        if num_classes is not None:
+            labels = element[1]
+            asserts += [
+                tf.debugging.assert_greater_equal(labels, tf.zeros([], labels.dtype), summarize=1,
+                                                  message=f"{where}: labels below 0, outside classes 0..{num_classes - 1}"),
+                tf.debugging.assert_less(labels, tf.cast(num_classes, labels.dtype), summarize=1,
+                                         message=f"{where}: labels of {num_classes} or more, outside classes 0..{num_classes - 1}"),
+            ]
         with tf.control_dependencies(asserts):
             images = tf.identity(images)
+        if num_classes is not None:
+            return {"image": images, "label": tf.identity(element[1])}
         return (images, *element[1:]) if len(element) > 1 else images
 
     checked = ds.map(check)

@@ -99,10 +99,10 @@ class Autoencoder(SingleOptimizerModel):
 
     generate = decode
 
-    def _reconstruct(self, images):
+    def _reconstruct(self, images, condition=None):
         return ops.sigmoid(self.decoder(self.encoder(images, training=False), training=False))
 
-    def _forward(self, images, training):
+    def _forward(self, images, training, condition=None):
         inputs = self.noise(images, training=training) if self.is_denoising else images
         return {"logits": self.decoder(self.encoder(inputs, training=training), training=training)}
 

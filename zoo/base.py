@@ -21,6 +21,7 @@ optimizers (the DCGAN) has one small train step per backend.
 import inspect
 
 import keras
+import numpy as np
 from keras import ops
 
 from zoo import _checks, replicas
@@ -57,6 +58,15 @@ class GenerativeModel(keras.Model):
         batch (a bad batch stops `fit` with the message). See `keras.Model.fit`.
         """
         validation = kwargs.get("validation_data")
+        if self.num_classes is not None:  # conditional: the labels go with the images, as {"image", "label"}
+            x, y = _checks.labelled(x, y, self.num_classes, "fit")
+            if isinstance(validation, tuple) and len(validation) >= 2:
+                validation = _checks.labelled(validation[0], validation[1], self.num_classes, "fit: validation_data")[0]
+            elif validation is not None:
+                validation = _checks.labelled(validation, None, self.num_classes, "fit: validation_data")[0]
+            if validation is not None:
+                kwargs["validation_data"] = validation
+            return super().fit(x, y, *args, **kwargs)
         if isinstance(validation, tuple) and validation:
             kwargs["validation_data"] = (_checks.training_images(validation[0], "fit: validation_data"), *validation[1:])
         elif validation is not None:
@@ -85,16 +95,28 @@ class GenerativeModel(keras.Model):
         self._trackers = []
 
     # -- the contract ------------------------------------------------------------
-    def generate(self, z):
-        """Latents (batch, latent_dim) -> images in [0, 1], NHWC."""
+    # The classes of a conditional model (its networks see the label; `generate`, `sample`
+    # and `encode` take labels=), else None.
+    num_classes = None
+
+    def generate(self, z, labels=None):
+        """Latents (batch, latent_dim) -> images in [0, 1], NHWC (a conditional model: of class `labels`)."""
         raise NotImplementedError
 
-    def sample(self, n, seed=None):
+    def sample(self, n, seed=None, labels=None):
         """`n` images from z ~ N(0, I). `seed` (int or SeedGenerator) makes it reproducible.
 
+        A conditional model draws images of class `labels` (one int, or one per
+        image); without labels, every class in turn (0, 1, ..., 0, 1, ...).
         For a model without a prior (`has_prior` False: the plain autoencoder)
         this only shows what the decoder makes of N(0, I) codes."""
-        return self.generate(self._prior_sample(n, seed))
+        z = self._prior_sample(n, seed)
+        if self.num_classes is None:
+            self._one_hot(labels, n, f"{type(self).__name__}.sample")  # refuses labels=
+            return self.generate(z)
+        if labels is None:
+            labels = np.arange(n) % self.num_classes
+        return self.generate(z, labels)
 
     def encode(self, images):
         raise NotImplementedError(
@@ -102,16 +124,16 @@ class GenerativeModel(keras.Model):
             "(Autoencoder, VAE) map images to latents."
         )
 
-    def encode_named(self, images):
+    def encode_named(self, images, labels=None):
         """`encode`'s outputs by the names in `encoder_outputs`, e.g. {"mean": ..., "log_var": ...}."""
-        outputs = self.encode(images)
+        outputs = self.encode(images) if labels is None else self.encode(images, labels)
         if not isinstance(outputs, (tuple, list)):
             outputs = (outputs,)
         return dict(zip(self.encoder_outputs, outputs))
 
-    def embed(self, images):
+    def embed(self, images, labels=None):
         """One point in latent space per image (the AE's code, the mean of the VAE's q(z|x))."""
-        return self.encode_named(images)[self.encoder_outputs[0]]
+        return self.encode_named(images, labels)[self.encoder_outputs[0]]
 
     def log_importance_weights(self, images, eps):
         """log p(x|z) + log p(z) - log q(z|x) for z = mean + sigma * eps, eps of shape (k, batch, latent_dim)."""
@@ -179,6 +201,46 @@ class GenerativeModel(keras.Model):
             data = data[0]
         _checks.batch_images(data, self.image_shape, where)
         return ops.cast(data, "float32")
+
+    def _one_hot(self, labels, n, where):
+        """`labels` (one int, or one per image) as one-hot (n, num_classes) for a conditional model;
+        None for a model that is not (which refuses labels). Arrays and ints are checked."""
+        name, k = type(self).__name__, self.num_classes
+        if k is None:
+            if labels is not None:
+                raise ValueError(f"{where}: {name} is not conditional (built without num_classes); drop labels=.")
+            return None
+        if labels is None:
+            raise ValueError(f"{where}: {name}(num_classes={k}) is conditional: pass labels= (a class in 0..{k - 1} per "
+                             "image, or one class for all).")
+        if isinstance(labels, (int, np.integer, list, tuple, np.ndarray)):
+            labels = _checks.class_labels(labels, n, k, where)
+        return ops.one_hot(ops.cast(labels, "int32"), k, dtype="float32")
+
+    def _condition(self, data, where):
+        """The one-hot labels of a training batch {"image", "label"} for a conditional model, else None."""
+        if self.num_classes is None:
+            return None
+        while isinstance(data, (tuple, list)) and data:
+            data = data[0]
+        labels = data.get("label") if isinstance(data, dict) else None
+        if labels is None:
+            raise ValueError(f"{where}: {type(self).__name__}(num_classes={self.num_classes}) is conditional and "
+                             "learns from labelled images: fit(images, labels), or a dataset of (images, labels).")
+        return ops.one_hot(ops.cast(labels, "int32"), self.num_classes, dtype="float32")
+
+    @staticmethod
+    def _code_input(z, condition):
+        """A network's latent input: z, and a conditional model's one-hot labels beside it."""
+        return z if condition is None else ops.concatenate([z, ops.cast(condition, z.dtype)], axis=-1)
+
+    @staticmethod
+    def _image_input(images, condition):
+        """A network's image input: the images, and a conditional model's one-hot labels as constant maps."""
+        if condition is None:
+            return images
+        maps = ops.zeros_like(images[..., :1]) + ops.cast(condition, images.dtype)[:, None, None, :]
+        return ops.concatenate([images, maps], axis=-1)
 
     def _latents(self, z, where):
         z = ops.convert_to_tensor(z, dtype="float32")
@@ -249,24 +311,28 @@ class SingleOptimizerModel(GenerativeModel):
     outputs)` -> {tracker name: per-batch value} whose "loss" is the objective.
     """
 
-    def _forward(self, images, training):
+    def _forward(self, images, training, condition=None):
         raise NotImplementedError
 
-    def _reconstruct(self, images):
+    def _reconstruct(self, images, condition=None):
         raise NotImplementedError
 
     def _loss_terms(self, images, outputs):
         raise NotImplementedError
 
     def call(self, images, training=None):
-        images = self._images(images, f"{type(self).__name__}.call")
-        return self._forward(images, training=True) if training else self._reconstruct(images)
+        where = f"{type(self).__name__}.call"
+        # `images` may be {"image": ..., "label": ...}: a conditional model's batch.
+        condition = self._condition(images, where)
+        images = self._images(images, where)
+        return self._forward(images, True, condition) if training else self._reconstruct(images, condition)
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        images = self._images(x, f"{type(self).__name__}.{'fit' if training else 'evaluate'}")
+        where = f"{type(self).__name__}.{'fit' if training else 'evaluate'}"
+        images = self._images(x, where)
         # evaluate() calls the model in inference mode, which returns images only:
         # the loss needs the raw outputs (and a sample of q(z|x) for the VAE's ELBO).
-        outputs = y_pred if isinstance(y_pred, dict) else self._forward(images, training=False)
+        outputs = y_pred if isinstance(y_pred, dict) else self._forward(images, False, self._condition(x, where))
         terms = self._loss_terms(images, outputs)
         self._update_trackers(**terms)
         total = terms["loss"]

@@ -82,14 +82,15 @@ class TensorBoard(keras.callbacks.TensorBoard):
         super().on_epoch_end(epoch, {**(logs or {}), **learning_rates(self.model)})
 
 
-def _codes(model, images):
-    """Codes of images: the AE's code, the mean of the VAE's q(z|x)."""
-    return keras.ops.convert_to_numpy(model.embed(images))
+def _codes(model, images, labels=None):
+    """Codes of images: the AE's code, the mean of the VAE's q(z|x) (a conditional VAE's q(z|x, y))."""
+    return keras.ops.convert_to_numpy(model.embed(images, labels))
 
 
-def _decode(model, z):
-    """Latents -> images in [0, 1] (numpy) with the model's generative half."""
-    return keras.ops.convert_to_numpy(model.generate(np.asarray(z, np.float32)))
+def _decode(model, z, labels=None):
+    """Latents -> images in [0, 1] (numpy) with the model's generative half (of class `labels`)."""
+    z = np.asarray(z, np.float32)
+    return keras.ops.convert_to_numpy(model.generate(z) if labels is None else model.generate(z, labels))
 
 
 def interpolate(z0, z1, steps, spherical=False):
@@ -121,17 +122,21 @@ class ImageSummaries(_EpochWriter):
 
     - `samples`: a grid decoded from the same `num_samples` latent vectors
       every epoch (z ~ N(0, I) drawn once from `seed`), so the progress of
-      the generator is visible from epoch to epoch;
+      the generator is visible from epoch to epoch; a conditional model's
+      has one row per class (up to 16), the same 8 latents in every row;
     - `reconstructions` (AE/VAE, with `images`): rows of fixed held-out
       images, each followed by a row of their reconstructions;
     - `interpolation`: each row walks the latent space between two end
       points: the codes of two held-out images (AE/VAE, linear) or two fixed
-      prior draws (DCGAN, spherical).
+      prior draws (DCGAN and conditional models, spherical; a conditional
+      model's row i of class i).
 
     Args:
         log_dir: str. TensorBoard log directory.
         images: array (N, H, W, C) in [0, 1] or None. Fixed held-out images
             for reconstructions and interpolation end points. Defaults to None.
+        labels: int array (N,) or None. Their labels: a conditional model
+            reconstructs only with them. Defaults to None.
         num_samples: int. Defaults to 64.
         num_reconstructions: int. Defaults to 16.
         num_interpolations: int. Rows of the interpolation strip. Defaults to 4.
@@ -142,10 +147,11 @@ class ImageSummaries(_EpochWriter):
     """
 
     def __init__(self, log_dir, images=None, num_samples=64, num_reconstructions=16, num_interpolations=4,
-                 interpolation_steps=10, seed=0, every=1, run_name="images"):
+                 interpolation_steps=10, seed=0, every=1, run_name="images", labels=None):
         super().__init__()
         self.log_dir = os.fspath(log_dir)
         self.images = None if images is None else np.asarray(images, np.float32)
+        self.labels = None if labels is None else np.asarray(labels).astype(np.int32)
         self.num_samples = num_samples
         self.num_reconstructions = num_reconstructions
         self.num_interpolations = num_interpolations
@@ -163,6 +169,8 @@ class ImageSummaries(_EpochWriter):
         from zoo_common.grid import make_grid
 
         model = self.model
+        if model.num_classes is not None:
+            return self._conditional_grids(make_grid)
         z = self._fixed_latents(self.num_samples + 2 * self.num_interpolations)
         grids = {"samples": make_grid(_decode(model, z[: self.num_samples]), ncols=8)}
         rows = []
@@ -187,8 +195,33 @@ class ImageSummaries(_EpochWriter):
             grids["interpolation"] = make_grid(_decode(model, np.concatenate(rows)), ncols=self.interpolation_steps)
         return grids
 
+    def _conditional_grids(self, make_grid):
+        """A conditional model's grids: rows by class."""
+        model, cols = self.model, 8
+        classes = min(model.num_classes, 16)
+        z = self._fixed_latents(cols + 2 * self.num_interpolations)
+        grids = {"samples": make_grid(_decode(model, np.tile(z[:cols], (classes, 1)), np.repeat(np.arange(classes), cols)),
+                                      ncols=cols)}
+        if self.images is not None and self.labels is not None and model.has_encoder:
+            n = min(self.num_reconstructions, len(self.images))
+            originals, labels = self.images[:n], self.labels[:n]
+            recons = _decode(model, _codes(model, originals, labels), labels)
+            pairs = []
+            for start in range(0, n, cols):
+                pairs += [originals[start : start + cols], recons[start : start + cols]]
+            grids["reconstructions"] = make_grid(np.concatenate(pairs), ncols=min(cols, n))
+        ends = z[cols:]
+        rows = [interpolate(ends[i], ends[i + 1], self.interpolation_steps, spherical=True)
+                for i in range(0, len(ends) - 1, 2)]
+        if rows:
+            labels = np.repeat(np.arange(len(rows)) % model.num_classes, self.interpolation_steps)
+            grids["interpolation"] = make_grid(_decode(model, np.concatenate(rows), labels),
+                                               ncols=self.interpolation_steps)
+        return grids
+
     _DESCRIPTIONS = {
-        "samples": "Decoded from the same latent vectors z ~ N(0, I) every epoch.",
+        "samples": "Decoded from the same latent vectors z ~ N(0, I) every epoch (a conditional model: a row per "
+                   "class).",
         "reconstructions": "Rows of fixed held-out images, each followed by a row of their reconstructions.",
         "interpolation": "Each row walks the latent space between two end points.",
     }
@@ -284,7 +317,10 @@ class EmbeddingProjector(_EpochWriter):
             os.makedirs(self.run_dir, exist_ok=True)
             self._write_static_files()
             self._writer = tf.summary.create_file_writer(self.run_dir)
-        codes = np.concatenate([_codes(self.model, self.images[i : i + 256]) for i in range(0, len(self.images), 256)])
+        # A conditional model encodes each image with its label, q(z|x, y).
+        given = self.labels if self.model.num_classes is not None else None
+        codes = np.concatenate([_codes(self.model, self.images[i : i + 256], None if given is None else given[i : i + 256])
+                                for i in range(0, len(self.images), 256)])
         text = "\n".join("\t".join(f"{v:.6g}" for v in row) for row in codes) + "\n"
         files.write_text(text, os.path.join(self.run_dir, "codes.tsv"))
         with self._writer.as_default():

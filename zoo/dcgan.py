@@ -46,6 +46,11 @@ class DCGAN(TwoPlayerGAN):
         discriminator_filters: tuple of int or None. Widths of the strided
             convolutions. Defaults to None: the generator's, reversed.
         kernel_size: int. Defaults to 5.
+        num_classes: int or None. A conditional DCGAN (Mirza & Osindero
+            2014): G sees the one-hot label beside z, D as constant image
+            channels; fakes are drawn for the real batch's labels. `fit(images,
+            labels)`, `sample(n, labels=7)`, `generate(z, labels)`. Defaults
+            to None.
         seed: int or None. Seeds the training noise and `sample()`.
         sync_batch_norm: bool. Under a tf.distribute strategy, compute the
             batch-norm statistics over the global batch (synchronised across
@@ -80,6 +85,7 @@ class DCGAN(TwoPlayerGAN):
         generator_filters=None,
         discriminator_filters=None,
         kernel_size=5,
+        num_classes=None,
         seed=None,
         sync_batch_norm=False,
         **kwargs,
@@ -103,10 +109,13 @@ class DCGAN(TwoPlayerGAN):
         self.sync_batch_norm = bool(sync_batch_norm)
         # JAX's DataParallel sees the global batch in one computation: its statistics are global already.
         synced = self.sync_batch_norm and keras.backend.backend() == "tensorflow"
-        self.generator = networks.dcgan_generator(self.image_shape, self.latent_dim, g_widths, self.kernel_size,
-                                                  dtype=policy, synchronized=synced)
-        self.discriminator = networks.dcgan_discriminator(self.image_shape, d_widths, self.kernel_size, dtype=policy,
-                                                          synchronized=synced)
+        self.num_classes = None if num_classes is None else _checks.positive_int("num_classes", num_classes)
+        extra = self.num_classes or 0  # the label's one-hot entries / image channels
+        height, width, channels = self.image_shape
+        self.generator = networks.dcgan_generator(self.image_shape, self.latent_dim + extra, g_widths,
+                                                  self.kernel_size, dtype=policy, synchronized=synced)
+        self.discriminator = networks.dcgan_discriminator((height, width, channels + extra), d_widths,
+                                                          self.kernel_size, dtype=policy, synchronized=synced)
         self._noise_seed = keras.random.SeedGenerator(self._sub_seed(1))
         self._add_trackers("d_loss", "g_loss", "real_score", "fake_score")
         self.built = True
@@ -118,13 +127,11 @@ class DCGAN(TwoPlayerGAN):
     steps = dcgan_steps
 
     # -- the public edge: [0, 1] images (generate, call: TwoPlayerGAN) ----------
-    def sample(self, n, seed=None):
-        """Draw `n` images from G(z), z ~ N(0, I). `seed` makes it reproducible."""
-        return self.generate(self._prior_sample(n, seed))
-
-    def discriminate(self, images):
-        """D's probability that each image in [0, 1] is real."""
-        logits = self.discriminator(2.0 * self._images(images, "DCGAN.discriminate") - 1.0, training=False)
+    def discriminate(self, images, labels=None):
+        """D's probability that each image in [0, 1] is real (conditional: real and of class `labels`)."""
+        images = self._images(images, "DCGAN.discriminate")
+        condition = self._one_hot(labels, images.shape[0], "DCGAN.discriminate")
+        logits = self.discriminator(self._image_input(2.0 * images - 1.0, condition), training=False)
         return ops.sigmoid(logits[:, 0])
 
     # -- training: one step per backend, in zoo.dcgan_steps (dispatched by TwoPlayerGAN) --

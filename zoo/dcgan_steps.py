@@ -36,11 +36,12 @@ def _with_losses(loss, extra):
     return loss + sum(ops.sum(e) for e in extra) if extra else loss
 
 
-def evaluate_terms(model, real):
-    """The tracked values on a held-out batch, inference mode (any backend)."""
-    fake = model.generator(model._noise(ops.shape(real)[0]), training=False)
-    real_logits = model.discriminator(real, training=False)
-    fake_logits = model.discriminator(fake, training=False)
+def evaluate_terms(model, real, condition=None):
+    """The tracked values on a held-out batch, inference mode (any backend); `condition`: a
+    conditional DCGAN's one-hot labels of the batch (its fakes are drawn for them)."""
+    fake = model.generator(model._code_input(model._noise(ops.shape(real)[0]), condition), training=False)
+    real_logits = model.discriminator(model._image_input(real, condition), training=False)
+    fake_logits = model.discriminator(model._image_input(fake, condition), training=False)
     d_loss = ops.mean(losses.discriminator_loss(real_logits, fake_logits))
     g_loss = ops.mean(losses.generator_loss(fake_logits, model.loss_name))
     return _logs(d_loss, g_loss, real_logits, fake_logits)
@@ -50,20 +51,20 @@ def evaluate_terms(model, real):
 def tensorflow_train_step(model, data):
     import tensorflow as tf
 
-    real = model._real(data, "DCGAN.fit")
+    real, c = model._real(data, "DCGAN.fit"), model._condition(data, "DCGAN.fit")
     G, D = model.generator, model.discriminator
     g_vars, d_vars = G.trainable_variables, D.trainable_variables
     # One generator pass, recorded for the generator's update only.
     with tf.GradientTape(watch_accessed_variables=False) as g_tape:
         g_tape.watch([v.value for v in g_vars])  # the backing tf.Variables
-        fake = G(model._noise(ops.shape(real)[0]), training=True)
+        fake = G(model._code_input(model._noise(ops.shape(real)[0]), c), training=True)
         with tf.GradientTape() as d_tape:
-            real_logits = D(real, training=True)
-            fake_logits = D(ops.stop_gradient(fake), training=True)
+            real_logits = D(model._image_input(real, c), training=True)
+            fake_logits = D(model._image_input(ops.stop_gradient(fake), c), training=True)
             d_loss = ops.mean(losses.discriminator_loss(real_logits, fake_logits))
             d_total = replicas.scale_loss(_with_losses(d_loss, D.losses))
         model.d_optimizer.apply_gradients(zip(d_tape.gradient(d_total, d_vars), d_vars))
-        g_logits = D(fake, training=True)
+        g_logits = D(model._image_input(fake, c), training=True)
         g_loss = ops.mean(losses.generator_loss(g_logits, model.loss_name))
         g_total = replicas.scale_loss(_with_losses(g_loss, G.losses))
     model.g_optimizer.apply_gradients(zip(g_tape.gradient(g_total, g_vars), g_vars))
@@ -74,13 +75,13 @@ def tensorflow_train_step(model, data):
 def torch_train_step(model, data):
     import torch
 
-    real = model._real(data, "DCGAN.fit")
+    real, c = model._real(data, "DCGAN.fit"), model._condition(data, "DCGAN.fit")
     G, D = model.generator, model.discriminator
-    fake = G(model._noise(ops.shape(real)[0]), training=True)
+    fake = G(model._code_input(model._noise(ops.shape(real)[0]), c), training=True)
 
     model.zero_grad()
-    real_logits = D(real, training=True)
-    fake_logits = D(fake.detach(), training=True)
+    real_logits = D(model._image_input(real, c), training=True)
+    fake_logits = D(model._image_input(fake.detach(), c), training=True)
     d_loss = ops.mean(losses.discriminator_loss(real_logits, fake_logits))
     _with_losses(d_loss, D.losses).backward()
     d_vars = D.trainable_variables
@@ -88,7 +89,7 @@ def torch_train_step(model, data):
         model.d_optimizer.apply([v.value.grad for v in d_vars], d_vars)
 
     model.zero_grad()  # the generator's loss also reaches D's weights; only G's gradients are used
-    g_logits = D(fake, training=True)
+    g_logits = D(model._image_input(fake, c), training=True)
     g_loss = ops.mean(losses.generator_loss(g_logits, model.loss_name))
     _with_losses(g_loss, G.losses).backward()
     g_vars = G.trainable_variables
@@ -112,9 +113,9 @@ def jax_train_step(model, state, data):
     G, D = model.generator, model.discriminator
     t = gan_steps.State(model.trainable_variables, trainable)
     nt = gan_steps.State(model.non_trainable_variables, non_trainable)
-    real = model._real(data, "DCGAN.fit")
+    real, c = model._real(data, "DCGAN.fit"), model._condition(data, "DCGAN.fit")
 
-    z = gan_steps.jax_draw(model, nt, lambda: model._noise(ops.shape(real)[0]))
+    z = model._code_input(gan_steps.jax_draw(model, nt, lambda: model._noise(ops.shape(real)[0])), c)
 
     g_t, g_nt = t.take(G.trainable_variables), nt.take(G.non_trainable_variables)
     d_t, d_nt = t.take(D.trainable_variables), nt.take(D.non_trainable_variables)
@@ -130,8 +131,8 @@ def jax_train_step(model, state, data):
 
     # 2. The discriminator's update, the fake batch held fixed.
     def discriminator_objective(d_t, d_nt):
-        real_logits, d_nt, extra_real = _stateless_loss_call(D, d_t, d_nt, real)
-        fake_logits, d_nt, _ = _stateless_loss_call(D, d_t, d_nt, jax.lax.stop_gradient(fake))
+        real_logits, d_nt, extra_real = _stateless_loss_call(D, d_t, d_nt, model._image_input(real, c))
+        fake_logits, d_nt, _ = _stateless_loss_call(D, d_t, d_nt, model._image_input(jax.lax.stop_gradient(fake), c))
         d_loss = ops.mean(losses.discriminator_loss(real_logits, fake_logits))
         return _with_losses(d_loss, extra_real), (d_loss, real_logits, fake_logits, d_nt)
 
@@ -142,7 +143,7 @@ def jax_train_step(model, state, data):
 
     # 3. The generator's update, judged by the updated discriminator.
     def generator_objective(fake):
-        logits, new_d_nt, _ = _stateless_loss_call(D, d_t, d_nt, fake)
+        logits, new_d_nt, _ = _stateless_loss_call(D, d_t, d_nt, model._image_input(fake, c))
         g_loss = ops.mean(losses.generator_loss(logits, model.loss_name))
         return g_loss, (g_loss, new_d_nt)
 

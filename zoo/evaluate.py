@@ -267,6 +267,24 @@ def sample_quality(classifier, generated, real, kid_subset_size=1000, kid_subset
             "n_generated": int(len(generated)), "n_real": int(len(real))}
 
 
+def conditional_accuracy(model, classifier, n, seed=0, batch_size=1000):
+    """How often a conditional model's samples are of the class asked for, by the domain classifier:
+    `n` samples asking for every class in turn; overall and per class."""
+    import keras
+
+    if classifier.n_classes != model.num_classes:
+        return {"skipped": f"the model has {model.num_classes} classes and the domain classifier "
+                           f"{classifier.n_classes}: they were not trained on the same labels"}
+    asked = np.arange(n) % model.num_classes
+    seeds = keras.random.SeedGenerator(seed)
+    images = np.concatenate([keras.ops.convert_to_numpy(model.sample(len(asked[i : i + batch_size]), seed=seeds,
+                                                                      labels=asked[i : i + batch_size]))
+                             for i in range(0, n, batch_size)])
+    hit = classifier.predict(images) == asked
+    return {"accuracy": float(hit.mean()), "n_samples": int(n),
+            "per_class": [float(hit[asked == c].mean()) for c in range(model.num_classes)]}
+
+
 def mode_coverage(classifier, generated, data_labels):
     """`metrics.class_coverage` of the classifier's labels for `generated`, against the data's class frequencies."""
     frequencies = np.bincount(np.asarray(data_labels).astype(np.int64), minlength=classifier.n_classes)
@@ -345,10 +363,16 @@ def evaluate_model(model, train, test, classifier, k=DEFAULT_K, n_likelihood=Non
     test_images, test_labels = test
     results = {"model": type(model).__name__, "latent_dim": int(model.latent_dim),
                "sampler": type(sampler).__name__ if sampler is not None else "prior"}
-    if model.has_likelihood:
+    if model.num_classes is not None:
+        # log p(x|y), codes of q(z|x, y): other quantities than an unconditional model's; not reported as those.
+        results["not_evaluated"] = {"likelihood, reconstruction, clustering": "the model is conditional: its "
+                                    "likelihood is log p(x|y) and its codes depend on the label"}
+        _progress(progress, "class-conditional accuracy")
+        results["conditional"] = conditional_accuracy(model, classifier, n_samples, seed=seed)
+    elif model.has_likelihood:
         results["likelihood"] = likelihood(model, test_images, k=k, n_images=n_likelihood, seed=seed,
                                            progress=progress)
-    if model.has_encoder:
+    if model.has_encoder and model.num_classes is None:
         _progress(progress, "reconstruction against PCA, clustering of codes")
         results["reconstruction"] = reconstruction_vs_pca(model, train[0], test_images)
         results["clustering"] = code_clustering(model, test_images, test_labels, seed=seed)
@@ -439,6 +463,9 @@ def evaluate_run(run_dir, k=DEFAULT_K, n_likelihood=None, n_samples=10000, sampl
     if not callbacks.weights_are_finite(model):
         raise ValueError(f"{model_path} has NaN/inf weights (training diverged?); nothing evaluated. Retrain with "
                          "a lower --lr (and inputs in [0, 1]), or use a copy of the run saved before it diverged.")
+    if sampler == "gmm" and model.num_classes is not None:
+        raise ValueError("sampler='gmm' fits a mixture to unconditional codes; a conditional model samples each "
+                         "class from N(0, I): use sampler='prior'.")
     if sampler == "gmm" and not model.has_encoder:
         raise ValueError(
             f"sampler='gmm' fits the codes of an encoder; a {type(model).__name__} has none: use sampler='prior'."

@@ -79,13 +79,18 @@ class TwoPlayerGAN(GenerativeModel):
         )
 
     # -- the public edge: [0, 1] images ----------------------------------------
-    def generate(self, z):
-        """Latents (batch, latent_dim) -> images in [0, 1]."""
-        images = self.generator(self._latents(z, f"{type(self).__name__}.generate"), training=False)
+    def generate(self, z, labels=None):
+        """Latents (batch, latent_dim) -> images in [0, 1] (a conditional model: of class `labels`)."""
+        where = f"{type(self).__name__}.generate"
+        z = self._latents(z, where)
+        images = self.generator(self._code_input(z, self._one_hot(labels, z.shape[0], where)), training=False)
         return 0.5 * (images + 1.0)
 
-    def call(self, z, training=None):
-        return 0.5 * (self.generator(self._latents(z, f"{type(self).__name__}.call"), training=training) + 1.0)
+    def call(self, z, training=None, labels=None):
+        where = f"{type(self).__name__}.call"
+        z = self._latents(z, where)
+        condition = self._one_hot(labels, z.shape[0], where)
+        return 0.5 * (self.generator(self._code_input(z, condition), training=training) + 1.0)
 
     # -- training: one step per backend, in the family's steps module ------------
     def _real(self, data, where):
@@ -105,5 +110,6 @@ class TwoPlayerGAN(GenerativeModel):
             return self.steps.train_step(self, data)
 
         def test_step(self, data):
-            real = self._real(data, f"{type(self).__name__}.evaluate")
-            return self._update_trackers(**self.steps.evaluate_terms(self, real))
+            where = f"{type(self).__name__}.evaluate"
+            real = self._real(data, where)
+            return self._update_trackers(**self.steps.evaluate_terms(self, real, self._condition(data, where)))

@@ -73,12 +73,13 @@ def jax_update_trackers(model, metrics_values, values):
 
 
 def jax_test_step(model, state, data, evaluate_terms):
-    """Keras' stateless JAX test step: `evaluate_terms(model, real)` on the batch, trackers updated."""
+    """Keras' stateless JAX test step: `evaluate_terms(model, real, condition)` on the batch, trackers updated."""
     trainable, non_trainable, metrics_values = state
-    real = model._real(data, f"{type(model).__name__}.evaluate")
+    where = f"{type(model).__name__}.evaluate"
+    real, condition = model._real(data, where), model._condition(data, where)
     mapping = list(zip(model.trainable_variables, trainable)) + list(zip(model.non_trainable_variables, non_trainable))
     with keras.StatelessScope(state_mapping=mapping) as scope:
-        values = evaluate_terms(model, real)
+        values = evaluate_terms(model, real, condition)
     non_trainable = [scope.get_current_value(v) for v in model.non_trainable_variables]
     logs, metrics_values = jax_update_trackers(model, metrics_values, values)
     return logs, (trainable, non_trainable, metrics_values)

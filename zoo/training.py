@@ -14,6 +14,7 @@ import time
 import warnings
 
 import keras
+import numpy as np
 
 import zoo
 from zoo import _checks, _io, registry, replicas
@@ -37,6 +38,7 @@ DEFAULTS = {
     "validation": True,
     "precision": "float32",
     "distribute": None,
+    "conditional": False,
 }
 # `distribute` names and the backend each runs on: zoo.replicas.DISTRIBUTIONS.
 DISTRIBUTIONS = replicas.DISTRIBUTIONS
@@ -69,8 +71,12 @@ def compile_model(model, learning_rate=None, d_learning_rate=None, g_learning_ra
 
 
 def generate_images(model, n, seed=0):
-    """n images from the model's generative half (a plain AE decodes N(0, I) codes)."""
-    return model.sample(n, seed=seed)
+    """n images from the model's generative half (a plain AE decodes N(0, I) codes); a conditional
+    model's in rows of 8 per class (up to n // 8 classes)."""
+    if model.num_classes is None:
+        return model.sample(n, seed=seed)
+    rows = min(model.num_classes, max(1, n // 8))
+    return model.sample(8 * rows, seed=seed, labels=np.repeat(np.arange(rows), 8))
 
 
 def library_versions():
@@ -109,6 +115,20 @@ def _data_failure(err, dataset):
     if keras.backend.backend() != "tensorflow" or "decode" in first_line.lower() or "image" in first_line.lower():
         return f"the training data could not be read ({first_line})"
     return None
+
+
+def _class_count(model_name, spec, train_ds):
+    """The class count a conditional model of `model_name` takes from the training data."""
+    import inspect
+
+    if "num_classes" not in inspect.signature(spec.cls.__init__).parameters:
+        raise ValueError(f"--conditional: {model_name} has no conditional form; the conditional models are vae and "
+                         "dcgan.")
+    names = train_ds.class_names
+    if not names or len(names) < 2:
+        raise ValueError("--conditional trains on the dataset's labels, and this dataset has no classes (a folder: "
+                         "one sub-folder per class); train without --conditional, or label the data.")
+    return len(names)
 
 
 def _cluster_failure(err):
@@ -240,7 +260,7 @@ def _held_out(dataset, image_shape, settings, binarize, download):
 def train(model_name, dataset=None, epochs=10, out="runs/run", batch_size=None, latent_dim=None, learning_rate=None,
           d_learning_rate=None, g_learning_rate=None, image_size=None, binarize=None, cache=None, take=None,
           data_dir=None, download=True, seed=None, log_every=None, validation=None, resume=False, overwrite=False,
-          precision=None, distribute=None, cpu_replicas=None, verbose=1, **model_options):
+          precision=None, distribute=None, cpu_replicas=None, conditional=None, verbose=1, **model_options):
     """Train `model_name` on `dataset` and keep the run directory `out` current. Returns the model.
 
     Args:
@@ -271,6 +291,8 @@ def train(model_name, dataset=None, epochs=10, out="runs/run", batch_size=None, 
             Defaults to None (one device).
         cpu_replicas: int or None. Split the CPU into this many logical devices
             (TensorFlow) for `distribute` on a machine without GPUs.
+        conditional: bool. A class-conditional model (vae, dcgan) trained on the
+            dataset's labels, `num_classes` its class count. Defaults to False.
         resume: bool. Continue the run in `out` from its last completed
             epoch (weights, optimizer state, epoch and step counters,
             history) with its saved settings; only log_every, validation,
@@ -299,6 +321,7 @@ def train(model_name, dataset=None, epochs=10, out="runs/run", batch_size=None, 
         d_learning_rate=d_learning_rate, g_learning_rate=g_learning_rate, image_size=image_size, binarize=binarize,
         cache=cache, take=take, data_dir=data_dir, seed=seed, log_every=log_every, validation=validation,
         precision=None if precision is None else _checks.choice("precision", precision, PRECISIONS),
+        conditional=None if conditional is None else bool(conditional),
         distribute=None if distribute is None else _checks.choice("distribute", distribute, tuple(DISTRIBUTIONS)),
     ).items() if value is not None}
     options = {key: value for key, value in model_options.items() if value is not None}
@@ -393,6 +416,8 @@ def _train_locked(out, model_name, spec, epochs, given, resume, overwrite, downl
     )
     image_shape = train_ds.image_shape
     settings["image_size"] = list(image_shape[:2])
+    if settings.get("conditional") and config is None:
+        options = settings["model_options"] = {**options, "num_classes": _class_count(model_name, spec, train_ds)}
     held_images, held_labels, validation_ds = _held_out(dataset, image_shape, settings, binarize, download)
 
     # The dtype policy is part of the model's config (runs older than that trained in `precision`).
@@ -441,7 +466,7 @@ def _train_locked(out, model_name, spec, epochs, given, resume, overwrite, downl
     if chief:
         run_callbacks += [
             callbacks.TensorBoard(out, update_freq=settings["log_every"] or "epoch"),
-            callbacks.ImageSummaries(out, images=held_images, seed=seed or 0),
+            callbacks.ImageSummaries(out, images=held_images, labels=held_labels, seed=seed or 0),
         ]
         if held_images is not None and model.has_encoder:
             run_callbacks.append(callbacks.EmbeddingProjector(out, held_images, held_labels, train_ds.class_names))
@@ -490,5 +515,6 @@ def _train_locked(out, model_name, spec, epochs, given, resume, overwrite, downl
         return model
     if not os.path.exists(layout.path(out, layout.MODEL)):
         _io.save_model(model, layout.path(out, layout.MODEL))  # nothing was left to train
-    save_grid(keras.ops.convert_to_numpy(generate_images(model, 64, seed=0)), layout.path(out, layout.SAMPLES), ncols=8)
+    count = 64 if model.num_classes is None else 8 * min(model.num_classes, 16)  # conditional: a row per class
+    save_grid(keras.ops.convert_to_numpy(generate_images(model, count, seed=0)), layout.path(out, layout.SAMPLES), ncols=8)
     return model

@@ -39,6 +39,10 @@ class VAE(SingleOptimizerModel):
         filters: tuple of int. Encoder conv widths (decoder mirrors them).
             Defaults to (32, 64).
         hidden_dim: int. Dense layer before/after z, 0 for none. Defaults to 256.
+        num_classes: int or None. A conditional VAE (Sohn et al. 2015): the
+            encoder sees the label as one-hot constant image channels, the
+            decoder beside z; `fit(images, labels)`, `sample(n, labels=7)`,
+            `encode(images, labels)`, `decode(z, labels)`. Defaults to None.
         seed: int or None. Seeds the sampling layer and `sample()`.
             Defaults to None.
         dtype: the Keras dtype policy, e.g. "mixed_bfloat16"; saved in the
@@ -63,6 +67,7 @@ class VAE(SingleOptimizerModel):
         beta=1.0,
         filters=(32, 64),
         hidden_dim=256,
+        num_classes=None,
         seed=None,
         **kwargs,
     ):
@@ -72,13 +77,16 @@ class VAE(SingleOptimizerModel):
         self.beta = _checks.non_negative_float("beta", beta)
         self.filters = filters
         self.hidden_dim = int(hidden_dim)
+        self.num_classes = None if num_classes is None else _checks.positive_int("num_classes", num_classes)
+        extra = self.num_classes or 0  # the label's one-hot channels / code entries
         policy = self.dtype_policy
+        height, width, channels = self.image_shape
         self.encoder = networks.conv_encoder(
-            self.image_shape, {"mean": self.latent_dim, "log_var": self.latent_dim}, filters, self.hidden_dim,
-            dtype=policy,
+            (height, width, channels + extra), {"mean": self.latent_dim, "log_var": self.latent_dim}, filters,
+            self.hidden_dim, dtype=policy,
         )
         self.decoder = networks.deconv_decoder(
-            self.image_shape, self.latent_dim, filters[::-1], self.hidden_dim, dtype=policy
+            self.image_shape, self.latent_dim + extra, filters[::-1], self.hidden_dim, dtype=policy
         )
         self.sampler = Sampling(seed=self._sub_seed(1), name="sampling")
         if self.likelihood == "gaussian":
@@ -91,14 +99,18 @@ class VAE(SingleOptimizerModel):
     encoder_outputs = ("mean", "log_var")
     has_likelihood = True
 
-    def encode(self, images):
-        """Images in [0, 1] -> (mean, log_var) of q(z|x), each (batch, latent_dim)."""
-        mean, log_var = self.encoder(self._images(images, "VAE.encode"), training=False)
+    def encode(self, images, labels=None):
+        """Images in [0, 1] -> (mean, log_var) of q(z|x), each (batch, latent_dim) (conditional: q(z|x, y))."""
+        images = self._images(images, "VAE.encode")
+        condition = self._one_hot(labels, images.shape[0], "VAE.encode")
+        mean, log_var = self.encoder(self._image_input(images, condition), training=False)
         return mean, log_var
 
-    def decode(self, z):
-        """Latents -> images in [0, 1]: the mean of p(x|z)."""
-        return ops.sigmoid(self.decoder(self._latents(z, "VAE.decode"), training=False))
+    def decode(self, z, labels=None):
+        """Latents -> images in [0, 1]: the mean of p(x|z) (conditional: p(x|z, y))."""
+        z = self._latents(z, "VAE.decode")
+        condition = self._one_hot(labels, z.shape[0], "VAE.decode")
+        return ops.sigmoid(self.decoder(self._code_input(z, condition), training=False))
 
     generate = decode
 
@@ -109,7 +121,7 @@ class VAE(SingleOptimizerModel):
         log_scale = ops.maximum(self.log_scale, _MIN_LOG_SCALE)
         return losses.gaussian_log_likelihood(images, ops.sigmoid(logits), 2.0 * log_scale)
 
-    def log_importance_weights(self, images, eps):
+    def log_importance_weights(self, images, eps, labels=None):
         """log w = log p(x|z) + log p(z) - log q(z|x) for z = mean + exp(log_var / 2) * eps.
 
         `images` (batch, H, W, C) in [0, 1]; `eps` (k, batch, latent_dim)
@@ -117,24 +129,29 @@ class VAE(SingleOptimizerModel):
         bound of Burda et al. (2016) is the log-mean-exp over k."""
         images = ops.convert_to_tensor(images, "float32")
         eps = ops.convert_to_tensor(eps, "float32")
-        mean, log_var = self.encoder(images, training=False)
+        condition = self._one_hot(labels, images.shape[0], "VAE.log_importance_weights")
+        mean, log_var = self.encoder(self._image_input(images, condition), training=False)
         k, batch = ops.shape(eps)[0], ops.shape(images)[0]
         z = mean[None] + ops.exp(0.5 * log_var)[None] * eps
-        logits = self.decoder(ops.reshape(z, (-1, self.latent_dim)), training=False)
+        flat_z = ops.reshape(z, (-1, self.latent_dim))
+        if condition is not None:  # the same label for each of an image's k draws
+            condition = ops.reshape(ops.broadcast_to(condition[None], (k, batch, self.num_classes)), (-1, self.num_classes))
+        logits = self.decoder(self._code_input(flat_z, condition), training=False)
         tiled = ops.reshape(ops.broadcast_to(images[None], (k,) + tuple(ops.shape(images))), (-1,) + self.image_shape)
         log_px = ops.reshape(self.log_likelihood(tiled, logits), (k, batch))
         return losses.log_importance_weights(log_px, z, eps, log_var[None])
 
-    def _reconstruct(self, images):
+    def _reconstruct(self, images, condition=None):
         """The decoded mean of q(z|x)."""
-        mean, _ = self.encoder(images, training=False)
-        return ops.sigmoid(self.decoder(mean, training=False))
+        mean, _ = self.encoder(self._image_input(images, condition), training=False)
+        return ops.sigmoid(self.decoder(self._code_input(mean, condition), training=False))
 
-    def _forward(self, images, training):
+    def _forward(self, images, training, condition=None):
         # The ELBO is an expectation over q(z|x): training and evaluation both draw z.
-        mean, log_var = self.encoder(images, training=training)
+        mean, log_var = self.encoder(self._image_input(images, condition), training=training)
         z = self.sampler([mean, log_var])
-        return {"mean": mean, "log_var": log_var, "logits": self.decoder(z, training=training)}
+        return {"mean": mean, "log_var": log_var,
+                "logits": self.decoder(self._code_input(z, condition), training=training)}
 
     def _loss_terms(self, images, outputs):
         reconstruction = ops.mean(-self.log_likelihood(images, outputs["logits"]))

@@ -108,8 +108,9 @@ def draws(model, batch_size):
     return zs, epss, model._noise(batch_size)
 
 
-def evaluate_terms(model, real):
-    """The tracked values on a held-out batch (inference mode; the penalty on one fake batch)."""
+def evaluate_terms(model, real, condition=None):
+    """The tracked values on a held-out batch (inference mode; the penalty on one fake batch). The
+    WGAN-GP is not conditional: `condition` is None."""
     z, eps = model._noise(ops.shape(real)[0]), model._interpolation_weights(ops.shape(real)[0])
     fake = model.generator(z, training=False)
     critic = lambda x: model.critic(x, training=False)  # noqa: E731

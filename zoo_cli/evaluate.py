@@ -64,6 +64,15 @@ def format_table(results):
     if cov:
         rows.append(("classes covered / KL to data", f"{cov['classes_covered']}/{cov['n_classes']} / {cov['kl']:.4f}"))
         rows.append(("class share min / max", f"{cov['min_fraction']:.3f} / {cov['max_fraction']:.3f}"))
+    cond = results.get("conditional")
+    if cond and "accuracy" in cond:
+        worst = min(range(len(cond["per_class"])), key=lambda c: cond["per_class"][c])
+        rows.append(("samples of the class asked for (conditional)",
+                     f"{cond['accuracy']:.3f} (worst: class {worst}, {cond['per_class'][worst]:.3f})"))
+    elif cond:
+        rows.append(("class-conditional accuracy", f"not measured ({cond['skipped']})"))
+    for what, why in results.get("not_evaluated", {}).items():
+        rows.append((what, f"not evaluated ({why})"))
     inc = results.get("inception")
     if inc:
         if inc.get("available"):

@@ -64,6 +64,9 @@ def add_parser(subparsers):
     p.add_argument("--likelihood", default=None, help="vae: bernoulli or gaussian")
     p.add_argument("--beta", type=float, default=None, help="vae: weight of the KL term")
     p.add_argument("--loss", default=None, help="ae: bce or mse; dcgan: non_saturating or minimax")
+    p.add_argument("--conditional", action="store_true", default=None,
+                   help="vae, dcgan: a class-conditional model, trained on the dataset's labels (TensorBoard shows "
+                        "one row of samples per class)")
     p.add_argument("--precision", default=None, choices=["float32", "mixed_bfloat16"],
                    help="Keras dtype policy (default float32; mixed_bfloat16 is faster on CPUs with AMX/AVX512-BF16)")
     p.add_argument("--distribute", default=None, choices=["mirrored", "multi-worker", "data-parallel"],
@@ -95,7 +98,7 @@ def run(args):
         image_size=args.image_size, binarize=args.binarize, cache=args.cache, take=args.take,
         data_dir=args.data_dir, download=not args.no_download, seed=args.seed, log_every=args.log_every,
         validation=args.validation, resume=args.resume, overwrite=args.overwrite, precision=args.precision,
-        distribute=args.distribute, cpu_replicas=args.cpu_replicas,
+        distribute=args.distribute, cpu_replicas=args.cpu_replicas, conditional=args.conditional,
         # A terminal gets progress bars; a log file or CI one line per epoch.
         verbose=1 if sys.stdout.isatty() else 2, **options,
     )

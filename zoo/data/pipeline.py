@@ -111,7 +111,9 @@ def load(source, split="train", batch_size=128, shuffle=True, seed=None, take=No
         src = array_source(images[:take], labels[:take], [str(d) for d in range(10)])
     elif source.startswith("idx:"):
         images, labels = idx_arrays(os.path.expanduser(source[4:]), split)
-        src = array_source(images[:take], labels[:take])
+        # IDX labels are class indices (MNIST's digits): name them by their number.
+        names = [str(i) for i in range(int(labels.max()) + 1)] if len(labels) else None
+        src = array_source(images[:take], labels[:take], names)
     elif source.startswith("folder:"):
         src = folder_source(os.path.expanduser(source[7:]), split, holdout, take, channels)
     else:
