@@ -17,7 +17,9 @@ for an autoencoder, whose decoder was never trained on N(0, I) codes),
 `input_name` "z", `output_name` "images", `dataset` (None when unknown),
 `genzoo_version`, `versions`, `training_steps`, `model_config`, `format`;
 ONNX adds `precision`, `opset` and the parity measured at export
-(`parity_max_abs_error`, `parity_tolerance`).
+(`parity_max_abs_error`, `parity_tolerance`). A conditional model's carry
+`num_classes` and `labels_name` "labels": its second input, int64 class
+indices [batch] (None and absent for other models).
 """
 
 import json
@@ -25,6 +27,8 @@ import os
 
 SCHEMA_VERSION = 1
 INPUT_NAME = "z"
+# A conditional model's second input: int64 class indices, one per latent.
+LABELS_NAME = "labels"
 OUTPUT_NAME = "images"
 VALUE_RANGE = (0.0, 1.0)
 # The key of the whole JSON object in ONNX metadata_props.

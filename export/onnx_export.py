@@ -152,20 +152,27 @@ def _convert(half, opset):
     import tensorflow as tf
     import tf2onnx
 
-    spec = tf.TensorSpec([None, half.latent_dim], tf.float32, name=_metadata.INPUT_NAME)
+    specs = [tf.TensorSpec([None, half.latent_dim], tf.float32, name=_metadata.INPUT_NAME)]
+    if half.num_classes is None:
+        @tf.function(input_signature=specs)
+        def generate(z):
+            return {_metadata.OUTPUT_NAME: half.generate(z)}
+    else:  # a conditional model: the class of each latent, int64
+        specs.append(tf.TensorSpec([None], tf.int64, name=_metadata.LABELS_NAME))
 
-    @tf.function(input_signature=[spec])
-    def generate(z):
-        return {_metadata.OUTPUT_NAME: half.generate(z)}
+        @tf.function(input_signature=specs)
+        def generate(z, labels):
+            return {_metadata.OUTPUT_NAME: half.generate(z, labels)}
 
     with _quiet("tf2onnx"):
-        proto, _ = tf2onnx.convert.from_function(generate, input_signature=[spec], opset=opset)
+        proto, _ = tf2onnx.convert.from_function(generate, input_signature=specs, opset=opset)
     graph = proto.graph
     names = ([i.name for i in graph.input], [o.name for o in graph.output])
-    if names != ([_metadata.INPUT_NAME], [_metadata.OUTPUT_NAME]):
-        raise RuntimeError(f"tf2onnx named the graph's inputs and outputs {names}, expected (['z'], ['images']).")
+    expected = ([spec.name for spec in specs], [_metadata.OUTPUT_NAME])
+    if names != expected:
+        raise RuntimeError(f"tf2onnx named the graph's inputs and outputs {names}, expected {expected}.")
     # tf2onnx calls the free batch dimension "unk__N"; give it a readable name.
-    for value in (graph.input[0], graph.output[0]):
+    for value in (*graph.input, graph.output[0]):
         value.type.tensor_type.shape.dim[0].dim_param = "batch"
     used = next(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx"))
     return proto, int(used)
@@ -227,6 +234,9 @@ def _runtime_error(path, half):
     session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
     errors = []
     for z in parity_latents(half.latent_dim):
-        (got,) = session.run([_metadata.OUTPUT_NAME], {_metadata.INPUT_NAME: z})
-        errors.append(max_abs_error(got, half.reference(z)))
+        feed, labels = {_metadata.INPUT_NAME: z}, half.parity_labels(len(z))
+        if labels is not None:
+            feed[_metadata.LABELS_NAME] = labels
+        (got,) = session.run([_metadata.OUTPUT_NAME], feed)
+        errors.append(max_abs_error(got, half.reference(z, labels)))
     return max(errors)

@@ -12,6 +12,7 @@ import numpy as np
 import onnxruntime as ort
 
 from zoo_common import grid as _grid
+from zoo_common import labels as _labels
 from export import metadata as _metadata
 from zoo_common.latents import interpolate_latents
 
@@ -101,8 +102,13 @@ class OnnxGenerator:
             onnxruntime's intra_op_num_threads. Defaults to None: the cores
             this process may run on (`os.sched_getaffinity`).
 
+    A conditional model's file (`num_classes` set) takes a class per latent:
+    `generate(z, labels=...)`, `sample(n, labels=7)` (without labels, every
+    class in turn), `interpolate(z0, z1, steps, label=3)`.
+
     Attributes: `path`, `metadata` (the whole dict), and from it `model`
-    ("ae", "dae", "vae" or "dcgan"), `latent_dim`, `image_shape` (H, W, C),
+    ("ae", "dae", "vae" or "dcgan"), `latent_dim`, `num_classes` (None unless
+    conditional), `image_shape` (H, W, C),
     `value_range`, `dataset`, `precision`, `genzoo_version`; `providers`
     (those the session really uses); `threads` (the cores a large batch is
     spread over; 1 with a GPU provider).
@@ -144,6 +150,7 @@ class OnnxGenerator:
         self.metadata = _metadata.from_onnx_props(self._session.get_modelmeta().custom_metadata_map, path)
         self.model = self.metadata["model"]
         self.latent_dim = int(self.metadata["latent_dim"])
+        self.num_classes = self.metadata.get("num_classes")
         self.image_shape = tuple(int(d) for d in self.metadata["image_shape"])
         self.value_range = tuple(self.metadata["value_range"])
         self.dataset = self.metadata["dataset"]
@@ -155,8 +162,9 @@ class OnnxGenerator:
     def _check_interface(self):
         inputs, outputs = self._session.get_inputs(), self._session.get_outputs()
         names = ([i.name for i in inputs], [o.name for o in outputs])
-        if names != ([_metadata.INPUT_NAME], [_metadata.OUTPUT_NAME]):
-            raise ValueError(f"{self.path}: expected one input 'z' and one output 'images'; found {names}.")
+        expected = [_metadata.INPUT_NAME] + ([] if self.num_classes is None else [_metadata.LABELS_NAME])
+        if names != (expected, [_metadata.OUTPUT_NAME]):
+            raise ValueError(f"{self.path}: expected the inputs {expected} and one output 'images'; found {names}.")
         shape = inputs[0].shape
         if len(shape) != 2 or shape[1] != self.latent_dim or inputs[0].type != "tensor(float)":
             raise ValueError(
@@ -184,6 +192,21 @@ class OnnxGenerator:
             )
         return np.ascontiguousarray(z, dtype=np.float32)
 
+    def _labels(self, labels, n, where, every_class=False):
+        """A conditional model's labels as int64 (n,), each in [0, num_classes): one int for all, or
+        one per latent (`every_class`: None means 0, 1, ..., num_classes - 1, 0, ...); None otherwise."""
+        k = self.num_classes
+        if k is None:
+            if labels is not None:
+                raise ValueError(f"{where}: {self.path} holds a generator that is not conditional; drop labels=.")
+            return None
+        if labels is None:
+            if not every_class:
+                raise ValueError(f"{where}: {self.path} holds a conditional generator ({k} classes): pass labels= (a "
+                                 f"class in 0..{k - 1} per latent, or one for all).")
+            return np.arange(n, dtype=np.int64) % k
+        return _labels.check(labels, n, k, where, per="latent")
+
     def chunk_size(self, batch_size=None):
         """Images per onnxruntime call: `batch_size` when given, else the most
         whose float32 output stays within CHUNK_BYTES (16 MiB), at most
@@ -195,8 +218,11 @@ class OnnxGenerator:
         per_image = 4 * int(np.prod(self.image_shape))
         return int(max(1, min(MAX_CHUNK, CHUNK_BYTES // per_image)))
 
-    def _run(self, z):
-        return self._session.run([_metadata.OUTPUT_NAME], {_metadata.INPUT_NAME: z})[0]
+    def _run(self, z, labels=None):
+        feed = {_metadata.INPUT_NAME: z}
+        if labels is not None:
+            feed[_metadata.LABELS_NAME] = labels
+        return self._session.run([_metadata.OUTPUT_NAME], feed)[0]
 
     def piece_size(self, n, batch_size=None):
         """Images per onnxruntime call when generating `n` images: `n` itself
@@ -214,14 +240,14 @@ class OnnxGenerator:
                 self._pool = ThreadPoolExecutor(self.threads - 1, thread_name_prefix="genzoo-onnx")
             return self._pool
 
-    def _run_into(self, z, out, piece):
+    def _run_into(self, z, out, piece, labels=None):
         """out[:] = the images of z, in calls of `piece` images; concurrently
         on `threads` threads (the caller's and threads - 1 pooled ones) when
         there is more than one piece. Each thread takes the next piece when
         it finishes one, so at most `threads` pieces are in flight."""
         n = len(z)
         if piece >= n:
-            out[:] = self._run(z)
+            out[:] = self._run(z, labels)
             return out
         starts = iter(range(0, n, piece))
         lock = threading.Lock()
@@ -232,7 +258,8 @@ class OnnxGenerator:
                     start = next(starts, None)
                 if start is None:
                     return
-                out[start : start + piece] = self._run(z[start : start + piece])
+                out[start : start + piece] = self._run(z[start : start + piece],
+                                                       None if labels is None else labels[start : start + piece])
 
         workers = 1 if n < 2 * MIN_PIECE else min(self.threads, -(-n // piece))
         helpers = [self._executor().submit(work) for _ in range(workers - 1)]
@@ -243,14 +270,14 @@ class OnnxGenerator:
                 helper.result()
         return out
 
-    def _generate_chunk(self, z):
+    def _generate_chunk(self, z, labels=None):
         """The images of one chunk of latents (the chunk is already within chunk_size)."""
         piece = self.piece_size(len(z), len(z))
         if piece >= len(z):
-            return self._run(z)
-        return self._run_into(z, np.empty((len(z), *self.image_shape), np.float32), piece)
+            return self._run(z, labels)
+        return self._run_into(z, np.empty((len(z), *self.image_shape), np.float32), piece, labels)
 
-    def generate(self, z, batch_size=None):
+    def generate(self, z, batch_size=None, labels=None):
         """Latents (batch, latent_dim) -> images (batch, H, W, C), float32 in [0, 1].
 
         The latents run through onnxruntime in chunks of `batch_size` (int;
@@ -260,19 +287,21 @@ class OnnxGenerator:
         images is further split across `threads` cores (see `piece_size`);
         the calls in flight then hold at most about half a chunk between them
         (`threads` x `batch_size` when an explicit `batch_size` is under 16).
+        A conditional model's file needs `labels` (one int, or one per latent).
         """
         z = self._latents(z, "OnnxGenerator.generate")
+        labels = self._labels(labels, len(z), "OnnxGenerator.generate")
         piece = self.piece_size(len(z), batch_size)
         if piece >= len(z):
-            return self._run(z)
-        return self._run_into(z, np.empty((len(z), *self.image_shape), np.float32), piece)
+            return self._run(z, labels)
+        return self._run_into(z, np.empty((len(z), *self.image_shape), np.float32), piece, labels)
 
     def sample_latents(self, n, seed=None):
         """n latents z ~ N(0, I), float32 (batch, latent_dim), from numpy's generator seeded by `seed`."""
         n = _check_count(n)
         return np.random.default_rng(seed).standard_normal((n, self.latent_dim), dtype=np.float32)
 
-    def iter_samples(self, n, seed=None, batch_size=None):
+    def iter_samples(self, n, seed=None, batch_size=None, labels=None):
         """Yield `n` images from z ~ N(0, I) as consecutive float32 arrays
         (chunk, H, W, C), drawing the latents chunk by chunk: memory stays
         that of one chunk for any `n`, and the concatenated chunks equal
@@ -283,27 +312,34 @@ class OnnxGenerator:
         ...     save(images)
         """
         n, chunk = _check_count(n), self.chunk_size(batch_size)
+        labels = self._labels(labels, n, "OnnxGenerator.sample", every_class=True)  # checked now, not at the first chunk
+        return self._chunks(n, chunk, seed, labels)
+
+    def _chunks(self, n, chunk, seed, labels):
         rng = np.random.default_rng(seed)
         for start in range(0, n, chunk):
-            yield self._generate_chunk(rng.standard_normal((min(chunk, n - start), self.latent_dim), dtype=np.float32))
+            z = rng.standard_normal((min(chunk, n - start), self.latent_dim), dtype=np.float32)
+            yield self._generate_chunk(z, None if labels is None else labels[start : start + len(z)])
 
-    def sample(self, n, seed=None, batch_size=None):
+    def sample(self, n, seed=None, batch_size=None, labels=None):
         """Generate `n` images from z ~ N(0, I); the same `seed` gives the same images.
 
         Runs in chunks (see `generate`); only the returned array grows with
         `n`. To handle more images than fit in memory, use `iter_samples`.
         (For an autoencoder, whose codes follow no prior, this shows what the
         decoder makes of N(0, I) codes, as `zoo train`'s samples.png does.)
+        A conditional model's: of class `labels` (one int, or one per image;
+        None: every class in turn).
         """
         n = _check_count(n)
         images = np.empty((n, *self.image_shape), np.float32)
         start = 0
-        for chunk in self.iter_samples(n, seed, batch_size):
+        for chunk in self.iter_samples(n, seed, batch_size, labels):
             images[start : start + len(chunk)] = chunk
             start += len(chunk)
         return images
 
-    def interpolate(self, z0, z1, steps, method="linear"):
+    def interpolate(self, z0, z1, steps, method="linear", label=None):
         """Images along a path from latent `z0` to `z1` (each (latent_dim,) or (1, latent_dim)).
 
         Args:
@@ -314,6 +350,7 @@ class OnnxGenerator:
         Returns:
             float32 array (steps, H, W, C) in [0, 1]; the first image is
             generate(z0), the last generate(z1).
+            label: int. A conditional model's class along the whole walk.
         """
         if method not in ("linear", "slerp", "spherical"):
             raise ValueError(f"method={method!r} is not supported; allowed values are 'linear' and 'slerp'.")
@@ -324,7 +361,7 @@ class OnnxGenerator:
             if len(z) != 1:
                 raise ValueError(f"OnnxGenerator.interpolate: {name} must be one latent; got a batch of {len(z)}.")
             ends.append(z[0])
-        return self.generate(interpolate_latents(ends[0], ends[1], steps, method))
+        return self.generate(interpolate_latents(ends[0], ends[1], steps, method), labels=label)
 
     @staticmethod
     def to_uint8(images):

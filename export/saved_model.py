@@ -61,12 +61,19 @@ def to_saved_model(model, path, *, dataset=None, overwrite=False, allow_untraine
     # they read, and tracking the layers as well stores each weight twice.
     archive = keras.export.ExportArchive()
     z_spec = tf.TensorSpec([None, half.latent_dim], tf.float32, name=_metadata.INPUT_NAME)
-    archive.add_endpoint(
-        "serving_default", lambda z: {_metadata.OUTPUT_NAME: half.generate(z)}, input_signature=[z_spec]
-    )
-    if half.has_encoder:
-        images_spec = tf.TensorSpec([None, *half.image_shape], tf.float32, name="images")
-        archive.add_endpoint("encode", half.encode, input_signature=[images_spec])
+    images_spec = tf.TensorSpec([None, *half.image_shape], tf.float32, name="images")
+    if half.num_classes is None:
+        archive.add_endpoint(
+            "serving_default", lambda z: {_metadata.OUTPUT_NAME: half.generate(z)}, input_signature=[z_spec]
+        )
+        if half.has_encoder:
+            archive.add_endpoint("encode", half.encode, input_signature=[images_spec])
+    else:  # a conditional model: each signature takes the labels too (int64 class indices)
+        labels_spec = tf.TensorSpec([None], tf.int64, name=_metadata.LABELS_NAME)
+        archive.add_endpoint("serving_default", lambda z, labels: {_metadata.OUTPUT_NAME: half.generate(z, labels)},
+                             input_signature=[z_spec, labels_spec])
+        if half.has_encoder:
+            archive.add_endpoint("encode", half.encode, input_signature=[images_spec, labels_spec])
     archive.add_variable_collection(
         _metadata.SAVED_MODEL_VARIABLE, [tf.Variable(text, trainable=False, name=_metadata.SAVED_MODEL_VARIABLE)]
     )
@@ -104,12 +111,18 @@ def _reloaded_error(directory, half):
     serve = loaded.signatures["serving_default"]
     errors = []
     for z in parity_latents(half.latent_dim):
-        got = serve(**{_metadata.INPUT_NAME: tf.constant(z)})[_metadata.OUTPUT_NAME].numpy()
-        errors.append(max_abs_error(got, half.reference(z)))
+        feed, labels = {_metadata.INPUT_NAME: tf.constant(z)}, half.parity_labels(len(z))
+        if labels is not None:
+            feed[_metadata.LABELS_NAME] = tf.constant(labels)
+        got = serve(**feed)[_metadata.OUTPUT_NAME].numpy()
+        errors.append(max_abs_error(got, half.reference(z, labels)))
     if half.has_encoder:
         images = np.random.default_rng(1).uniform(size=(4, *half.image_shape)).astype(np.float32)
-        got = loaded.signatures["encode"](images=tf.constant(images))
-        want = half.encode(images)
+        feed, labels = {"images": tf.constant(images)}, half.parity_labels(4)
+        if labels is not None:
+            feed[_metadata.LABELS_NAME] = tf.constant(labels)
+        got = loaded.signatures["encode"](**feed)
+        want = half.encode(images, labels)
         for name, value in want.items():
             errors.append(max_abs_error(got[name].numpy(), keras.ops.convert_to_numpy(value)))
     return max(errors)

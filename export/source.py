@@ -93,6 +93,7 @@ class GenerativeHalf:
         self.latent_dim = int(model.latent_dim)
         self.image_shape = tuple(int(d) for d in model.image_shape)
         self.kind, self.has_encoder = model.kind, model.has_encoder
+        self.num_classes = model.num_classes  # a conditional model's: its artifacts take `labels` too
 
     @classmethod
     def of(cls, model, allow_untrained=False):
@@ -110,12 +111,6 @@ class GenerativeHalf:
             )
         if not model.built:
             raise ValueError(f"{type(model).__name__} {model.name!r} is not built; nothing to export.")
-        if model.num_classes is not None:
-            raise ValueError(
-                f"{type(model).__name__} {model.name!r} is conditional (num_classes={model.num_classes}): its generator "
-                "takes the labels as a second input, which genzoo's ONNX and SavedModel files do not carry yet; "
-                "nothing exported. Use the model in Keras (model.sample(n, labels=...))."
-            )
         if not weights_are_finite(model):
             raise ValueError(
                 f"{type(model).__name__} {model.name!r} has NaN/inf weights (training diverged?); nothing exported. "
@@ -131,17 +126,21 @@ class GenerativeHalf:
         return cls(model, steps)
 
     # -- the exported computations (keras ops only; traced by tf.function) ----
-    def generate(self, z):
-        """Latents -> images in [0, 1], exactly the model's public decode/generate."""
-        return self.model.generate(z)
+    def generate(self, z, labels=None):
+        """Latents (and a conditional model's labels) -> images in [0, 1], exactly the model's public generate."""
+        return self.model.generate(z) if self.num_classes is None else self.model.generate(z, labels)
 
-    def encode(self, images):
-        """Images in [0, 1] -> {"code"} (AE) or {"mean", "log_var"} (VAE)."""
-        return self.model.encode_named(images)
+    def encode(self, images, labels=None):
+        """Images in [0, 1] -> {"code"} (AE) or {"mean", "log_var"} (VAE; conditional: with the labels)."""
+        return self.model.encode_named(images, labels)
 
-    def reference(self, z):
-        """The Keras model's images for latents `z`, as numpy."""
-        return keras.ops.convert_to_numpy(self.generate(np.asarray(z, np.float32)))
+    def reference(self, z, labels=None):
+        """The Keras model's images for latents `z` (and labels), as numpy."""
+        return keras.ops.convert_to_numpy(self.generate(np.asarray(z, np.float32), labels))
+
+    def parity_labels(self, n):
+        """The labels the parity checks feed a conditional model with `n` latents: 0, 1, ..., int64; else None."""
+        return None if self.num_classes is None else (np.arange(n) % self.num_classes).astype(np.int64)
 
     def metadata(self, artifact_format, dataset=None, **extra):
         """The metadata object stored in the artifact (see export.metadata)."""
@@ -159,12 +158,15 @@ class GenerativeHalf:
             "layout": "NHWC",
             "value_range": list(_metadata.VALUE_RANGE),
             "input_name": _metadata.INPUT_NAME,
+            "num_classes": self.num_classes,
             "output_name": _metadata.OUTPUT_NAME,
             "dataset": dataset,
             "training_steps": self.training_steps,
             "genzoo_version": zoo.__version__,
             "versions": {"keras": keras.__version__, "tensorflow": tf.__version__, "numpy": np.__version__},
         }
+        if self.num_classes is not None:
+            meta["labels_name"] = _metadata.LABELS_NAME
         meta.update(extra)
         return meta
 

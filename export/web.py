@@ -126,7 +126,14 @@ def ort_dist_version(folder):
 
 
 def check_prior(metadata, where):
-    """ValueError unless the generator has a prior to sample from (a page of AE samples shows noise)."""
+    """ValueError unless the generator has a prior to sample from (a page of AE samples shows noise)
+    and takes latents alone (the page has no class choice for a conditional model yet)."""
+    if metadata.get("num_classes") is not None:
+        raise ValueError(
+            f"{where} holds a conditional generator ({metadata['num_classes']} classes), and the web page has no "
+            "class choice yet; use the ONNX file from Python (OnnxGenerator(...).sample(n, labels=...)) or Node, "
+            "or make the page from an unconditional run."
+        )
     if metadata.get("latent_prior") != "standard_normal":
         raise ValueError(
             f"{where} is a plain autoencoder ({metadata.get('model')}): its decoder was never trained on "
@@ -250,8 +257,8 @@ def export_run_web(run_dir, formats="savedmodel,onnx", opset=None, overwrite=Fal
         raise ValueError("--web needs the ONNX file; keep onnx in --format (e.g. --format onnx).")
     model, _ = load_run(run_dir)
     half = GenerativeHalf.of(model)
-    check_prior({"model": half.kind, "latent_prior": "standard_normal" if model.has_prior else "none"},
-                os.fspath(run_dir))
+    check_prior({"model": half.kind, "latent_prior": "standard_normal" if model.has_prior else "none",
+                 "num_classes": model.num_classes}, os.fspath(run_dir))
     if offline:
         find_ort_dist(ort_dist)
     out = web_dir(run_dir)

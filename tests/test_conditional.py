@@ -84,14 +84,14 @@ def test_the_conditional_vae_encodes_with_the_label(digits):
 
 
 @pytest.mark.parametrize("call, message", [
-    (lambda m, x, y: m.sample(4, labels=10), "labels hold 10 at index 0, outside the model's classes 0..9"),
+    (lambda m, x, y: m.sample(4, labels=10), "labels hold 10 at index 0, outside the classes 0..9"),
     (lambda m, x, y: m.sample(4, labels=[1, 2]), "labels must hold one class per image, shape (4,); got shape (2,)."),
     (lambda m, x, y: m.sample(4, labels=np.ones(4, "float32")), "labels must be integer class indices in 0..9"),
     (lambda m, x, y: m.generate(np.zeros((2, 8), "float32")), "DCGAN(num_classes=10) is conditional: pass labels="),
     (lambda m, x, y: m.fit(x, epochs=1, verbose=0), "fit: the model is conditional (num_classes=10) and learns from "
                                                     "labelled images: pass fit(images, labels)"),
     (lambda m, x, y: m.fit(x[:8], np.arange(8) + 5, epochs=1, verbose=0),
-     "fit: labels hold 10 at index 5, outside the model's classes 0..9 (3 such labels)."),
+     "fit: labels hold 10 at index 5, outside the classes 0..9 (3 such labels)."),
 ], ids=["out-of-range", "count", "float", "missing", "fit-without-labels", "fit-out-of-range"])
 def test_label_mistakes_get_one_clear_error(digits, call, message):
     x, y = digits
@@ -157,8 +157,15 @@ def test_zoo_train_conditional_evaluate_and_export(tmp_path):
     assert "likelihood" not in results and "samples of the class asked for (conditional)" in evaluated.stdout
 
     exported = zoo_cli("export", run)
-    assert exported.returncode == 2
-    assert "is conditional (num_classes=10): its generator takes the labels as a second input" in exported.stderr
+    assert exported.returncode == 0, exported.stderr[-3000:]
+    sevens = zoo_cli("generate", run / "export" / "vae.onnx", "--label", "7", "-n", "16", "-o", tmp_path / "7.npy")
+    assert sevens.returncode == 0, sevens.stderr[-3000:]
+    assert np.load(tmp_path / "7.npy").shape == (16, 8, 8, 1)
+    wrong = zoo_cli("generate", run / "export" / "vae.onnx", "--label", "12", "-o", tmp_path / "12.png")
+    assert wrong.returncode == 2 and not (tmp_path / "12.png").exists()
+    assert wrong.stderr.strip().splitlines()[-1].endswith("labels hold 12 at index 0, outside the classes 0..9 (64 such labels).")
+    web = zoo_cli("export", run, "--web")
+    assert web.returncode == 2 and "holds a conditional generator (10 classes), and the web page" in web.stderr
 
 
 def test_conditional_needs_a_model_that_has_one(tmp_path):
@@ -166,3 +173,37 @@ def test_conditional_needs_a_model_that_has_one(tmp_path):
     assert done.returncode == 2
     assert done.stderr.strip().splitlines()[-1] == ("zoo train: error: --conditional: ae has no conditional form; "
                                                     "the conditional models are vae and dcgan.")
+
+
+@pytest.mark.parametrize("name", ["vae", "dcgan"])
+def test_exported_files_take_the_labels_as_a_second_input(digits, name, tmp_path):
+    import tensorflow as tf
+
+    from export import OnnxGenerator, to_onnx, to_saved_model
+
+    cls, kwargs = SMALL[name]
+    x, y = digits
+    model = cls((8, 8, 1), num_classes=10, seed=0, **kwargs)
+    model.compile_default()
+    model.fit(x[:256], y[:256], batch_size=32, epochs=1, verbose=0)
+    onnx_file = to_onnx(model, str(tmp_path / "g.onnx"))
+    assert onnx_file.max_abs_error <= 1e-5 and onnx_file.metadata["num_classes"] == 10
+    assert onnx_file.metadata["labels_name"] == "labels"
+    saved = to_saved_model(model, str(tmp_path / "saved"))
+    assert saved.max_abs_error <= 1e-5
+
+    z = np.random.default_rng(0).standard_normal((40, 8)).astype("float32")
+    labels = np.arange(40) % 10
+    want = keras.ops.convert_to_numpy(model.generate(z, labels))
+    generator = OnnxGenerator(onnx_file.path, threads=2)  # 40 latents: split over two threads, labels with them
+    assert generator.num_classes == 10
+    np.testing.assert_allclose(generator.generate(z, labels=labels), want, atol=1e-5)
+    serve = tf.saved_model.load(str(tmp_path / "saved")).signatures["serving_default"]
+    np.testing.assert_allclose(serve(z=tf.constant(z), labels=tf.constant(labels, tf.int64))["images"].numpy(), want,
+                               atol=1e-5)
+    assert generator.sample(30, seed=0, labels=4).shape == (30, 8, 8, 1)
+    np.testing.assert_array_equal(generator.sample(20, seed=0), generator.sample(20, seed=0, labels=np.arange(20) % 10))
+    with pytest.raises(ValueError, match="holds a conditional generator \\(10 classes\\): pass labels="):
+        generator.generate(z)
+    with pytest.raises(ValueError, match="labels must hold one class per latent, shape \\(40,\\)"):
+        generator.generate(z, labels=[1, 2])

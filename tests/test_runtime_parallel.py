@@ -33,7 +33,7 @@ class CallLog:
         self.lock = threading.Lock()
         gen._run = self
 
-    def __call__(self, z):
+    def __call__(self, z, labels=None):
         with self.lock:
             self.sizes.append(len(z))
             self.threads.add(threading.get_ident())
@@ -41,7 +41,7 @@ class CallLog:
             self.most = max(self.most, self.in_flight)
         try:
             time.sleep(self.delay)
-            return self.run(z)
+            return self.run(z, labels)
         finally:
             with self.lock:
                 self.in_flight -= 1
@@ -122,11 +122,11 @@ def test_an_error_in_a_worker_reaches_the_caller(onnx_path):
     gen = OnnxGenerator(onnx_path, threads=2)
     run, main = gen._run, threading.get_ident()
 
-    def failing(z):
+    def failing(z, labels=None):
         if threading.get_ident() != main:
             raise RuntimeError("worker failed")
         time.sleep(0.02)  # leaves the worker time to take a piece
-        return run(z)
+        return run(z, labels)
 
     gen._run = failing
     with pytest.raises(RuntimeError, match="worker failed"):

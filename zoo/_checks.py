@@ -68,21 +68,9 @@ def filters(name, value):
 
 def class_labels(labels, n, num_classes, where):
     """`labels` (one int for all, or one per image) as an int32 array of shape (n,), each in [0, num_classes)."""
-    import numpy as np
+    from zoo_common import labels as _labels
 
-    values = np.asarray(labels)
-    if values.ndim == 0 and n is not None:
-        values = np.full((n,), values)
-    if values.dtype == bool or not np.issubdtype(values.dtype, np.integer):
-        raise ValueError(f"{where}: labels must be integer class indices in 0..{num_classes - 1}; got {values.dtype} "
-                         f"values.")
-    if values.ndim != 1 or (n is not None and len(values) != n):
-        raise ValueError(f"{where}: labels must hold one class per image, shape ({n},); got shape {values.shape}.")
-    outside = np.flatnonzero((values < 0) | (values >= num_classes))
-    if outside.size:
-        raise ValueError(f"{where}: labels hold {int(values[outside[0]])} at index {int(outside[0])}, outside the "
-                         f"model's classes 0..{num_classes - 1} ({outside.size} such labels).")
-    return values.astype(np.int32)
+    return _labels.check(labels, n, num_classes, where).astype("int32")
 
 
 def labelled(x, y, num_classes, where="fit"):

@@ -32,6 +32,8 @@ def add_parser(subparsers):
     p.add_argument("model", metavar="MODEL.onnx", help="ONNX file written by `zoo export`")
     p.add_argument("-n", "--num", type=int, default=64, help="number of images (default 64)")
     p.add_argument("--seed", type=int, default=0, help="seed of the latents (default 0)")
+    p.add_argument("--label", type=int, default=None, metavar="CLASS",
+                   help="a conditional model's class for every image (default: every class in turn)")
     p.add_argument("-o", "--out", required=True, help="file (png, npy) or folder to write")
     p.add_argument("--format", choices=FORMATS, default=None,
                    help="png grid (at most 1,024 images), npy array or folder of PNGs (default: from -o's name)")
@@ -94,7 +96,8 @@ def run(args):
         _refuse_a_directory(out)
         files.refuse_existing(out, args.overwrite, flag="--overwrite", ours=grid.written_by_genzoo)
     generator = OnnxGenerator(args.model, providers=args.providers, threads=args.threads)
-    chunks = _finite(generator.iter_samples(args.num, seed=args.seed, batch_size=args.batch_size), args.model)
+    chunks = _finite(generator.iter_samples(args.num, seed=args.seed, batch_size=args.batch_size, labels=args.label),
+                     args.model)
     about = f"{args.num} images of {generator.model} ({generator.precision}, seed {args.seed})"
     if fmt == "png":
         import numpy as np
