@@ -126,14 +126,7 @@ def ort_dist_version(folder):
 
 
 def check_prior(metadata, where):
-    """ValueError unless the generator has a prior to sample from (a page of AE samples shows noise)
-    and takes latents alone (the page has no class choice for a conditional model yet)."""
-    if metadata.get("num_classes") is not None:
-        raise ValueError(
-            f"{where} holds a conditional generator ({metadata['num_classes']} classes), and the web page has no "
-            "class choice yet; use the ONNX file from Python (OnnxGenerator(...).sample(n, labels=...)) or Node, "
-            "or make the page from an unconditional run."
-        )
+    """ValueError unless the generator has a prior to sample from (a page of AE samples shows noise)."""
     if metadata.get("latent_prior") != "standard_normal":
         raise ValueError(
             f"{where} is a plain autoencoder ({metadata.get('model')}): its decoder was never trained on "

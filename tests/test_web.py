@@ -395,3 +395,33 @@ def test_a_broken_model_folder_gives_a_message_in_the_page(site, browser, folder
     for word in words:
         assert word in shown.text
     assert not browser.find_element(By.ID, "samples").is_displayed()
+
+
+@needs_browser
+def test_a_conditional_page_draws_the_class_asked_for(browser, tmp_path):
+    """A conditional VAE's page: a class field; "all" draws every class in turn, a number that
+    class, each as Python's OnnxGenerator does with the same labels; a class outside is refused."""
+    from zoo.data import digits_arrays
+
+    x, y = digits_arrays("train")[:2]
+    model = zoo.VAE((8, 8, 1), 4, filters=(8, 16), hidden_dim=32, num_classes=10, seed=0)
+    model.compile_default()
+    model.fit(x[:256], y[:256], batch_size=32, epochs=1, verbose=0)
+    onnx_path = to_onnx(model, tmp_path / "cvae.onnx", dataset="digits").path
+    web.write_web(onnx_path, tmp_path / "site" / "cvae", offline=True, ort_dist=web_helpers.ORT_WEB)
+    gen = OnnxGenerator(onnx_path)
+    with web_helpers.static_server(tmp_path / "site") as url:
+        assert web_helpers.open_page(browser, url + "cvae/index.html") == "ready", \
+            browser.execute_script("return window.genzoo.error")
+        state = grid(browser)
+        assert state["labels"] == [i % 10 for i in range(16)]
+        z = web.seeded_latents(state["seed"], state["count"], gen.latent_dim)
+        assert np.abs(images_of(state["images"], 16, gen) - gen.generate(z, labels=np.arange(16) % 10)).max() <= 1e-4
+        type_into(browser, "class", "7")
+        click(browser, "draw")
+        state = grid(browser)
+        assert state["labels"] == [7] * 16
+        assert np.abs(images_of(state["images"], 16, gen) - gen.generate(z, labels=7)).max() <= 1e-4
+        type_into(browser, "class", "10")
+        click(browser, "draw")
+        assert browser.execute_script("return window.genzoo.refused") == ["class must be at most 9 on this page; got 10."]

@@ -129,6 +129,9 @@ function startPage() {
     }
     if (meta.schema_version !== 1) throw bad(`schema ${meta.schema_version} is not supported (this page reads schema 1)`);
     if (!Number.isInteger(meta.latent_dim) || meta.latent_dim < 1) throw bad(`latent_dim is ${JSON.stringify(meta.latent_dim)}`);
+    if (meta.num_classes != null && (!Number.isInteger(meta.num_classes) || meta.num_classes < 1)) {
+      throw bad(`num_classes is ${JSON.stringify(meta.num_classes)}`);
+    }
     const shape = meta.image_shape;
     if (!Array.isArray(shape) || shape.length !== 3 || !shape.every((v) => Number.isInteger(v) && v > 0) || ![1, 3].includes(shape[2])) {
       throw bad(`image_shape is ${JSON.stringify(shape)}, not [height, width, 1 or 3]`);
@@ -159,8 +162,21 @@ function startPage() {
 
   let session, meta;
 
-  async function generate(z, n) {
+  // A conditional generator's labels: `cls` for every image, or (null) every class in turn.
+  function labelsFor(n, cls) {
+    return Array.from({ length: n }, (_, i) => (cls === null ? i % meta.num_classes : cls));
+  }
+
+  function parseClass(text) {
+    const trimmed = String(text).trim().toLowerCase();
+    return trimmed === "all" || trimmed === "" ? null : parseWhole(trimmed, "class", 0, meta.num_classes - 1);
+  }
+
+  async function generate(z, n, labels) {
     const feeds = { z: new ort.Tensor("float32", z, [n, meta.latent_dim]) };
+    if (meta.num_classes != null) {
+      feeds.labels = new ort.Tensor("int64", BigInt64Array.from(labels.map((v) => BigInt(v))), [n]);
+    }
     const output = (await session.run(feeds)).images;
     return { data: output.data, dims: output.dims };
   }
@@ -200,13 +216,15 @@ function startPage() {
   async function drawSamples() {
     const seed = parseWhole($("seed").value, "seed", 0, config.max_seed);
     const count = parseWhole($("count").value, "count", 1, config.max_count);
-    const refused = [seed, count].filter((v) => v instanceof Error);
+    const cls = meta.num_classes != null ? parseClass($("class").value) : null;
+    const refused = [seed, count, cls].filter((v) => v instanceof Error);
     state.refused = refused.map((e) => e.message);
     $("samples-refused").textContent = state.refused.join(" ");
     if (refused.length) return false;
     const z = seededLatents(seed, count, meta.latent_dim);
-    const out = await generate(z, count);
-    state.grid = { seed, count, z: Array.from(z), images: Array.from(out.data), dims: Array.from(out.dims) };
+    const labels = meta.num_classes != null ? labelsFor(count, cls) : null;
+    const out = await generate(z, count, labels);
+    state.grid = { seed, count, labels, z: Array.from(z), images: Array.from(out.data), dims: Array.from(out.dims) };
     paint($("grid"), out.data, count, Math.ceil(Math.sqrt(count)), scaleFor(64), 4);
     return true;
   }
@@ -221,8 +239,11 @@ function startPage() {
     const steps = config.walk_steps, d = meta.latent_dim;
     const method = meta.latent_prior === "standard_normal" ? "spherical" : "linear";
     const z = interpolateLatents(seededLatents(from, 1, d), seededLatents(to, 1, d), steps, method);
-    const out = await generate(z, steps);
-    state.walk = { seeds: [from, to], steps, method, z: Array.from(z), frames: Array.from(out.data) };
+    // A conditional generator walks within the class chosen for the samples (class 0 for "all").
+    const chosen = meta.num_classes != null ? parseClass($("class").value) : null;
+    const labels = meta.num_classes != null ? labelsFor(steps, chosen instanceof Error || chosen === null ? 0 : chosen) : null;
+    const out = await generate(z, steps, labels);
+    state.walk = { seeds: [from, to], steps, method, labels, z: Array.from(z), frames: Array.from(out.data) };
     $("walk-method").textContent = method === "spherical"
       ? "Spherical interpolation: the path keeps the typical radius of N(0, I) latents."
       : "Linear interpolation (this model has no Gaussian prior).";
@@ -270,12 +291,13 @@ function startPage() {
       const bytes = new Uint8Array(await (await fetchOrSay(config.model, "generator model")).arrayBuffer());
       session = await createSession(bytes, config.model);
       const io = `takes ${JSON.stringify(session.inputNames)} and gives ${JSON.stringify(session.outputNames)}`;
-      if (session.inputNames.join() !== "z" || session.outputNames.join() !== "images") {
-        throw new Error(`${config.model} is not a genzoo generator: it ${io}; a genzoo generator takes ["z"] and gives ["images"].`);
+      const inputs = meta.num_classes != null ? "z,labels" : "z";
+      if (session.inputNames.join() !== inputs || session.outputNames.join() !== "images") {
+        throw new Error(`${config.model} is not a genzoo generator: it ${io}; a genzoo generator takes ${JSON.stringify(inputs.split(","))} and gives ["images"].`);
       }
       let trial;
       try {
-        trial = await generate(seededLatents(0, 1, meta.latent_dim), 1);
+        trial = await generate(seededLatents(0, 1, meta.latent_dim), 1, [0]);
       } catch (err) {
         throw new Error(`${config.model} is not the generator ${config.metadata} describes: it fails on z of shape [1, ${meta.latent_dim}] (${err.message}).`);
       }
@@ -288,9 +310,11 @@ function startPage() {
       $("title").textContent = `genzoo ${meta.model}${where}`;
       $("walk-slider").max = String(config.walk_steps - 1);
       $("samples").hidden = $("walk").hidden = false;
+      $("class-field").hidden = meta.num_classes == null;
       await drawSamples();
       await drawWalk();
-      $("status").textContent = `${meta.model} generator, latent_dim ${meta.latent_dim}, images ${meta.image_shape.join("×")}; ` +
+      const classes = meta.num_classes != null ? `, ${meta.num_classes} classes` : "";
+      $("status").textContent = `${meta.model} generator, latent_dim ${meta.latent_dim}${classes}, images ${meta.image_shape.join("×")}; ` +
         `computed in this page by onnxruntime-web ${config.ort_version} (${state.backend}).`;
       state.state = "ready";
       document.body.dataset.state = "ready";
