@@ -204,7 +204,7 @@ class OnnxGenerator:
             if not every_class:
                 raise ValueError(f"{where}: {self.path} holds a conditional generator ({k} classes): pass labels= (a "
                                  f"class in 0..{k - 1} per latent, or one for all).")
-            return np.arange(n, dtype=np.int64) % k
+            return _labels.every_class(n, k)
         return _labels.check(labels, n, k, where, per="latent")
 
     def chunk_size(self, batch_size=None):

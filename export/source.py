@@ -15,6 +15,7 @@ import numpy as np
 import zoo
 from export import metadata as _metadata
 from zoo.callbacks import weights_are_finite
+from zoo_common import labels as _labels
 
 # The latents every parity check runs: a batch of one (the dynamic batch really
 # works) and a larger batch, from a fixed seed so errors are reproducible.
@@ -140,7 +141,7 @@ class GenerativeHalf:
 
     def parity_labels(self, n):
         """The labels the parity checks feed a conditional model with `n` latents: 0, 1, ..., int64; else None."""
-        return None if self.num_classes is None else (np.arange(n) % self.num_classes).astype(np.int64)
+        return None if self.num_classes is None else _labels.every_class(n, self.num_classes)
 
     def metadata(self, artifact_format, dataset=None, **extra):
         """The metadata object stored in the artifact (see export.metadata)."""

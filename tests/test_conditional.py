@@ -17,6 +17,14 @@ SMALL = {
 }
 
 
+def conditional(name):
+    """A compiled conditional model of SMALL[name] for 8x8 digits, 10 classes."""
+    cls, kwargs = SMALL[name]
+    model = cls((8, 8, 1), num_classes=10, seed=0, **kwargs)
+    model.compile_default()
+    return model
+
+
 @pytest.fixture(scope="module")
 def digits():
     x, y = digits_arrays("train")[:2]
@@ -38,10 +46,8 @@ def judge(digits):
 # samples are 100% of the class asked for, the conditional DCGAN's 94%; chance is 10%.
 @pytest.mark.parametrize("name, bar", [("vae", 0.9), ("dcgan", 0.7)])
 def test_samples_are_of_the_class_asked_for(digits, judge, name, bar):
-    cls, kwargs = SMALL[name]
     x, y = digits
-    model = cls((8, 8, 1), num_classes=10, seed=0, **kwargs)
-    model.compile_default()
+    model = conditional(name)
     model.fit(x, y, batch_size=64, epochs=30, verbose=0)
     labels = np.repeat(np.arange(10), 50)
     images = keras.ops.convert_to_numpy(model.sample(500, seed=1, labels=labels))
@@ -57,10 +63,8 @@ def test_samples_are_of_the_class_asked_for(digits, judge, name, bar):
 def test_a_dataset_of_pairs_trains_and_the_model_round_trips(digits, name, tmp_path):
     import tensorflow as tf
 
-    cls, kwargs = SMALL[name]
     x, y = digits
-    model = cls((8, 8, 1), num_classes=10, seed=0, **kwargs)
-    model.compile_default()
+    model = conditional(name)
     pairs = tf.data.Dataset.from_tensor_slices((x[:256], y[:256])).batch(32)
     history = model.fit(pairs, validation_data=(x[:64], y[:64]), epochs=1, verbose=0).history
     assert all(np.isfinite(v[-1]) for v in history.values()) and any(k.startswith("val_") for k in history)
@@ -76,7 +80,7 @@ def test_a_dataset_of_pairs_trains_and_the_model_round_trips(digits, name, tmp_p
 
 def test_the_conditional_vae_encodes_with_the_label(digits):
     x, y = digits
-    model = zoo.VAE((8, 8, 1), num_classes=10, seed=0, **SMALL["vae"][1])
+    model = conditional("vae")
     mean, log_var = model.encode(x[:4], y[:4])
     assert mean.shape == log_var.shape == (4, 8)
     log_w = model.log_importance_weights(x[:4], np.zeros((3, 4, 8), "float32"), labels=y[:4])
@@ -95,8 +99,7 @@ def test_the_conditional_vae_encodes_with_the_label(digits):
 ], ids=["out-of-range", "count", "float", "missing", "fit-without-labels", "fit-out-of-range"])
 def test_label_mistakes_get_one_clear_error(digits, call, message):
     x, y = digits
-    model = zoo.DCGAN((8, 8, 1), num_classes=10, seed=0, **SMALL["dcgan"][1])
-    model.compile_default()
+    model = conditional("dcgan")
     with pytest.raises(ValueError) as err:
         call(model, x, y)
     assert message in str(err.value)
@@ -112,8 +115,7 @@ def test_a_dataset_with_a_label_out_of_range_stops_fit(digits):
     import tensorflow as tf
 
     x, y = digits
-    model = zoo.VAE((8, 8, 1), num_classes=10, seed=0, **SMALL["vae"][1])
-    model.compile_default()
+    model = conditional("vae")
     bad = tf.data.Dataset.from_tensor_slices((x[:64], np.where(np.arange(64) == 40, 12, y[:64]))).batch(16)
     with pytest.raises(Exception, match=r"fit: labels of 10 or more, outside classes 0\.\.9"):
         model.fit(bad, epochs=1, verbose=0)
@@ -182,10 +184,8 @@ def test_exported_files_take_the_labels_as_a_second_input(digits, name, tmp_path
 
     from export import OnnxGenerator, to_onnx, to_saved_model
 
-    cls, kwargs = SMALL[name]
     x, y = digits
-    model = cls((8, 8, 1), num_classes=10, seed=0, **kwargs)
-    model.compile_default()
+    model = conditional(name)
     model.fit(x[:256], y[:256], batch_size=32, epochs=1, verbose=0)
     onnx_file = to_onnx(model, str(tmp_path / "g.onnx"))
     assert onnx_file.max_abs_error <= 1e-5 and onnx_file.metadata["num_classes"] == 10

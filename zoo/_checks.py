@@ -79,8 +79,6 @@ def labelled(x, y, num_classes, where="fit"):
     Takes images and labels as arrays (x, y), a dict with "image" and "label",
     or a `tf.data.Dataset` of (images, labels) pairs (checked batch by batch).
     """
-    import numpy as np
-
     if type(x).__module__.startswith("tensorflow") and hasattr(x, "element_spec"):
         return _checked_dataset(x, where, num_classes), y
     if isinstance(x, dict) and y is None:
@@ -89,7 +87,7 @@ def labelled(x, y, num_classes, where="fit"):
         raise ValueError(f"{where}: the model is conditional (num_classes={num_classes}) and learns from labelled "
                          "images: pass fit(images, labels), or a dataset of (images, labels) pairs.")
     images = training_images(x, where)
-    labels = class_labels(y if isinstance(y, np.ndarray) else np.asarray(y), len(images), num_classes, where)
+    labels = class_labels(y, len(images), num_classes, where)
     return {"image": images, "label": labels}, None
 
 

@@ -25,6 +25,7 @@ import numpy as np
 from keras import ops
 
 from zoo import _checks, replicas
+from zoo_common.labels import every_class
 
 
 @keras.saving.register_keras_serializable(package="genzoo")
@@ -114,9 +115,7 @@ class GenerativeModel(keras.Model):
         if self.num_classes is None:
             self._one_hot(labels, n, f"{type(self).__name__}.sample")  # refuses labels=
             return self.generate(z)
-        if labels is None:
-            labels = np.arange(n) % self.num_classes
-        return self.generate(z, labels)
+        return self.generate(z, every_class(n, self.num_classes) if labels is None else labels)
 
     def encode(self, images):
         raise NotImplementedError(
@@ -227,7 +226,7 @@ class GenerativeModel(keras.Model):
         if labels is None:
             raise ValueError(f"{where}: {type(self).__name__}(num_classes={self.num_classes}) is conditional and "
                              "learns from labelled images: fit(images, labels), or a dataset of (images, labels).")
-        return ops.one_hot(ops.cast(labels, "int32"), self.num_classes, dtype="float32")
+        return self._one_hot(labels, None, where)
 
     @staticmethod
     def _code_input(z, condition):

@@ -275,7 +275,9 @@ def conditional_accuracy(model, classifier, n, seed=0, batch_size=1000):
     if classifier.n_classes != model.num_classes:
         return {"skipped": f"the model has {model.num_classes} classes and the domain classifier "
                            f"{classifier.n_classes}: they were not trained on the same labels"}
-    asked = np.arange(n) % model.num_classes
+    from zoo_common.labels import every_class
+
+    asked = every_class(n, model.num_classes)
     seeds = keras.random.SeedGenerator(seed)
     images = np.concatenate([keras.ops.convert_to_numpy(model.sample(len(asked[i : i + batch_size]), seed=seeds,
                                                                       labels=asked[i : i + batch_size]))

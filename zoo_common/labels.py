@@ -4,6 +4,11 @@ runtime (export.runtime, which does not load Keras)."""
 import numpy as np
 
 
+def every_class(n, num_classes):
+    """The labels of `n` images when none are asked for: every class in turn, 0, 1, ..., num_classes - 1, 0, ..."""
+    return np.arange(n, dtype=np.int64) % num_classes
+
+
 def check(labels, n, num_classes, where, per="image"):
     """`labels` (one int for all, or one per `per`) as int64 (n,), each in [0, num_classes);
     a ValueError that says what is wrong otherwise."""
