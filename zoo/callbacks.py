@@ -93,6 +93,15 @@ def _decode(model, z, labels=None):
     return keras.ops.convert_to_numpy(model.generate(z) if labels is None else model.generate(z, labels))
 
 
+def _pairs_grid(make_grid, originals, recons, cols=8):
+    """Rows of up to `cols` originals, each row followed by a row of their reconstructions."""
+    cols = min(cols, len(originals))
+    pairs = []
+    for start in range(0, len(originals), cols):
+        pairs += [originals[start : start + cols], recons[start : start + cols]]
+    return make_grid(np.concatenate(pairs), ncols=cols)
+
+
 def interpolate(z0, z1, steps, spherical=False):
     """`steps` latents from z0 to z1 (both included), linear or spherical (slerp).
 
@@ -179,18 +188,11 @@ class ImageSummaries(_EpochWriter):
             n = min(self.num_reconstructions, len(held_out))
             if n:
                 originals = held_out[:n]
-                recons = _decode(model, _codes(model, originals))
-                cols = min(8, n)
-                pairs = []
-                for start in range(0, n, cols):
-                    pairs += [originals[start : start + cols], recons[start : start + cols]]
-                grids["reconstructions"] = make_grid(np.concatenate(pairs), ncols=cols)
+                grids["reconstructions"] = _pairs_grid(make_grid, originals, _decode(model, _codes(model, originals)))
             ends = _codes(model, held_out[: 2 * self.num_interpolations])
-            rows = [interpolate(ends[i], ends[i + 1], self.interpolation_steps) for i in range(0, len(ends) - 1, 2)]
+            rows = self._walks(ends, spherical=False)
         else:
-            ends = z[self.num_samples :]
-            rows = [interpolate(ends[i], ends[i + 1], self.interpolation_steps, spherical=True)
-                    for i in range(0, len(ends) - 1, 2)]
+            rows = self._walks(z[self.num_samples :], spherical=True)
         if rows:
             grids["interpolation"] = make_grid(_decode(model, np.concatenate(rows)), ncols=self.interpolation_steps)
         return grids
@@ -204,20 +206,21 @@ class ImageSummaries(_EpochWriter):
                                       ncols=cols)}
         if self.images is not None and self.labels is not None and model.has_encoder:
             n = min(self.num_reconstructions, len(self.images))
-            originals, labels = self.images[:n], self.labels[:n]
-            recons = _decode(model, _codes(model, originals, labels), labels)
-            pairs = []
-            for start in range(0, n, cols):
-                pairs += [originals[start : start + cols], recons[start : start + cols]]
-            grids["reconstructions"] = make_grid(np.concatenate(pairs), ncols=min(cols, n))
-        ends = z[cols:]
-        rows = [interpolate(ends[i], ends[i + 1], self.interpolation_steps, spherical=True)
-                for i in range(0, len(ends) - 1, 2)]
+            if n:
+                originals, labels = self.images[:n], self.labels[:n]
+                grids["reconstructions"] = _pairs_grid(make_grid, originals,
+                                                       _decode(model, _codes(model, originals, labels), labels))
+        rows = self._walks(z[cols:], spherical=True)
         if rows:
             labels = np.repeat(np.arange(len(rows)) % model.num_classes, self.interpolation_steps)
             grids["interpolation"] = make_grid(_decode(model, np.concatenate(rows), labels),
                                                ncols=self.interpolation_steps)
         return grids
+
+    def _walks(self, ends, spherical):
+        """One path of `interpolation_steps` latents between each pair of `ends` (0-1, 2-3, ...)."""
+        return [interpolate(ends[i], ends[i + 1], self.interpolation_steps, spherical=spherical)
+                for i in range(0, len(ends) - 1, 2)]
 
     _DESCRIPTIONS = {
         "samples": "Decoded from the same latent vectors z ~ N(0, I) every epoch (a conditional model: a row per "
