@@ -7,8 +7,8 @@ batches 1, 64 and 1024 the same latent -> image graph runs through Keras
 file (`export.to_onnx`, with its graph rewrites) in onnxruntime through
 `export.runtime.OnnxGenerator.generate` with its defaults (the way users run
 it; fp32 also as one raw session call with 1 and with all intra-op threads,
-for reference): fp32, fp16, and int8 (static QDQ quantisation of the fp32 file, timed to decide whether
-genzoo should offer it). Reported: images/s, p50/p99 latency per call, the
+for reference): fp32, fp16, and int8 (`export.int8.quantize`, the static QDQ quantisation
+`zoo export --int8` offers where its gate passes). Reported: images/s, p50/p99 latency per call, the
 useful GFLOP/s (FLOPs of the Keras layers, not of any rewritten form) and
 their share of a convolution ceiling measured in the same run. The ways are
 timed in interleaved rounds (each runs ~0.3 s of calls in turn, 5-8 rounds),
@@ -27,7 +27,7 @@ hold every node a trained model's do.
 
     python benchmarks/generate_speed.py            # ~20 minutes on 2 cores
     python benchmarks/generate_speed.py --quick    # a smoke run (~2 minutes)
-    python benchmarks/generate_speed.py --int8-fid # int8 judged by domain FID (~5 minutes)
+    python benchmarks/generate_speed.py --int8-fid # zoo export --int8's gate on a DCGAN trained 1 epoch on MNIST
 
 Prints a table last and writes benchmarks/results/generate_speed.json.
 Targets (issue 13): ONNX Runtime fp32 >= the SavedModel at every batch for
@@ -145,8 +145,10 @@ def keras_half(model):
 
 
 def export_all(name, model, directory):
-    """SavedModel, ONNX fp32 and fp16 through `export`, and an int8 QDQ model quantised from the fp32 file."""
+    """SavedModel, ONNX fp32 and fp16 through `export`, and an int8 QDQ model quantised from the fp32 file
+    (`export.int8.quantize`, as `zoo export --int8` does)."""
     import export
+    from export import int8
 
     paths, meta = {}, {}
     saved = export.to_saved_model(model, os.path.join(directory, f"{name}_savedmodel"), allow_untrained=True)
@@ -155,29 +157,8 @@ def export_all(name, model, directory):
         result = export.to_onnx(model, os.path.join(directory, f"{name}_{precision}.onnx"), precision=precision, allow_untrained=True)
         paths[f"ort_{precision}"] = result.path
         meta[f"ort_{precision}"] = {"export_parity": result.max_abs_error, "graph_rewrites": result.metadata["graph_rewrites"]}
-    paths["ort_int8"] = quantize_int8(paths["ort_fp32"], os.path.join(directory, f"{name}_int8.onnx"), model.latent_dim)
+    paths["ort_int8"] = int8.quantize(paths["ort_fp32"], os.path.join(directory, f"{name}_int8.onnx"))
     return paths, meta
-
-
-def quantize_int8(fp32_path, int8_path, latent_dim):
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
-    class Latents(CalibrationDataReader):
-        def __init__(self):
-            rng = np.random.default_rng(1)
-            self.batches = iter([{"z": rng.standard_normal((32, latent_dim)).astype(np.float32)} for _ in range(8)])
-
-        def get_next(self):
-            return next(self.batches, None)
-
-    prepared = int8_path.replace(".onnx", "_prep.onnx")
-    quant_pre_process(fp32_path, prepared, skip_symbolic_shape=True)
-    quantize_static(
-        prepared, int8_path, Latents(), quant_format=QuantFormat.QDQ, per_channel=True,
-        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-    )
-    return int8_path
 
 
 def ort_session(path_or_bytes, threads):
@@ -266,23 +247,17 @@ def gemm_rates(n=GEMM_SIZE, min_seconds=1.0):
 
 # -- int8: offered only if users would not see the difference --------------------------------
 
-INT8_SAMPLES = 10_000
-INT8_FID_BAR = 0.05
-
-
 def int8_quality(epochs=1, directory=None):
-    """Domain FID of 10,000 samples of a DCGAN trained on MNIST, its ONNX fp32 file against the int8 file
-    quantised from it, on the same latents (zoo.evaluate's metric, the run's classifier); plus int8 / fp32 speed.
-
-    Returns a dict; `offer_int8` is True only when the int8 FID is within 5% of fp32's and int8 is faster.
-    """
+    """`zoo export --int8`'s gate (export.int8) on a DCGAN trained `epochs` on MNIST: the domain FID of
+    10,000 samples of its ONNX fp32 file and of the int8 file quantised from it, on the same latents
+    (zoo evaluate's classifier), and their images/s at batch 1024. Returns a dict with the verdict."""
     import keras
 
     import export
     import zoo
+    from export import int8
     from zoo import classifier as classifier_module
     from zoo import data
-    from zoo import evaluate
 
     if not SHARED_MNIST.is_dir():
         raise SystemExit(f"--int8-fid needs MNIST at {SHARED_MNIST}.")
@@ -294,27 +269,13 @@ def int8_quality(epochs=1, directory=None):
     start = time.perf_counter()
     gan.fit(train[0], epochs=epochs, batch_size=128, verbose=0)
     fit_seconds = time.perf_counter() - start
-    clf = classifier_module.load_or_train("mnist", train, test)
+    clf = classifier_module.load_or_train(source, train, test)
     with tempfile.TemporaryDirectory(dir=directory) as tmp:
-        fp32 = export.to_onnx(gan, os.path.join(tmp, "dcgan.onnx")).path
-        int8 = quantize_int8(fp32, os.path.join(tmp, "dcgan_int8.onnx"), gan.latent_dim)
-        z = np.random.default_rng(0).standard_normal((INT8_SAMPLES, gan.latent_dim)).astype(np.float32)
-        fids, speeds = {}, {}
-        for key, path in (("fp32", fp32), ("int8", int8)):
-            session = ort_session(path, os.cpu_count())
-            images = np.concatenate([session.run(["images"], {"z": z[i : i + 1000]})[0] for i in range(0, len(z), 1000)])
-            fids[key] = evaluate.sample_quality(clf, images, test[0])["domain_fid"]
-            times = time_calls(lambda s=session: s.run(["images"], {"z": z[:1024]}), min_calls=5, max_calls=20, min_seconds=3.0, warmup=1)
-            speeds[key] = 1024 / median(times)
-    relative = fids["int8"] / fids["fp32"] - 1.0
-    faster = speeds["int8"] / speeds["fp32"]
-    return {
-        "model": "DCGAN 28x28x1, MNIST", "epochs": epochs, "fit_seconds": fit_seconds, "samples": INT8_SAMPLES,
-        "classifier_test_accuracy": clf.test_accuracy, "domain_fid": fids, "int8_fid_relative_change": relative,
-        "images_per_s_batch1024": speeds, "int8_over_fp32": faster,
-        "offer_int8": bool(abs(relative) <= INT8_FID_BAR and faster > 1.0),
-        "rule": "int8 is offered only if its domain FID (10,000 samples) is within 5% of fp32's and it is faster",
-    }
+        fp32 = export.to_onnx(gan, os.path.join(tmp, "dcgan.onnx"), dataset=source).path
+        quantised = int8.quantize(fp32, os.path.join(tmp, "dcgan-int8.onnx"))
+        verdict = int8.judge(fp32, quantised, clf, test[0], progress=lambda message: print(message, flush=True))
+    return dict(verdict.to_dict(), model="DCGAN 28x28x1, MNIST", epochs=epochs, fit_seconds=fit_seconds,
+                classifier_test_accuracy=clf.test_accuracy)
 
 
 # -- the run ----------------------------------------------------------------------------
@@ -430,8 +391,8 @@ def main():
                       versions=versions("tensorflow", "keras", "onnxruntime", "onnx", "tf2onnx"), date=time.strftime("%Y-%m-%d"))
         path = write_json(result, RESULTS / "generate_int8_quality.json")
         print(f"domain FID fp32 {result['domain_fid']['fp32']:.2f}, int8 {result['domain_fid']['int8']:.2f} "
-              f"({100 * result['int8_fid_relative_change']:+.1f}%; bar 5%); int8 / fp32 speed at batch 1024 "
-              f"{result['int8_over_fp32']:.2f}x; offer int8: {result['offer_int8']}\nwrote {path}")
+              f"({100 * result['fid_change']:+.1f}%; bar 5%); int8 / fp32 speed at batch 1024 "
+              f"{result['speedup']:.2f}x; offer int8: {result['offered']}\nwrote {path}")
         return
     batches = QUICK_BATCHES if args.quick else BATCHES
     load_before = os.getloadavg()
@@ -473,7 +434,7 @@ def main():
             + ", ".join(f"{k} {v['max_abs']:.0e}" for k, v in run["parity_vs_keras"].items() if k.startswith("ort"))
         )
         print(
-            f"  ORT fp32 / SavedModel: " + ", ".join(f"batch {b} {r:.2f}x" for b, r in t["ort_fp32_over_saved_model"].items())
+            "  ORT fp32 / SavedModel: " + ", ".join(f"batch {b} {r:.2f}x" for b, r in t["ort_fp32_over_saved_model"].items())
             + f" (target >= 1: {'met' if t['met_ort_at_least_saved_model'] else 'NOT met'}); best ORT at batch {t['largest_batch']}: "
             f"{100 * t['best_ort_fraction_of_ceiling']:.0f}% of the ceiling ({t['best_ort_method_at_largest_batch']}; target 90%: "
             f"{'met' if t['met_90_percent_of_ceiling'] else 'NOT met'}); int8 / fp32 {t['int8_over_fp32_at_largest_batch']:.2f}x"

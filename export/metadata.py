@@ -91,6 +91,14 @@ def to_onnx_props(metadata):
     return props
 
 
+def set_onnx_props(proto, metadata):
+    """Replace the metadata_props of the ONNX ModelProto `proto` with those of `metadata`."""
+    del proto.metadata_props[:]
+    for key, value in sorted(to_onnx_props(metadata).items()):
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+
+
 def from_onnx_props(props, where):
     """The string -> string map of an ONNX model's metadata -> metadata (ValueError if absent)."""
     if ONNX_KEY not in props:

@@ -99,7 +99,7 @@ def to_onnx(
     meta = half.metadata(
         "onnx", dataset=dataset, precision=precision, opset=opset, graph_rewrites=rewrites, **_onnx_versions()
     )
-    _set_props(proto, meta)
+    _metadata.set_onnx_props(proto, meta)
 
     tmp = _files.temp_file_beside(path, suffix=".onnx")
     try:
@@ -108,7 +108,7 @@ def to_onnx(
         error = _runtime_error(tmp, half)
         check_parity(error, tolerance, f"The ONNX model written for {path} ({precision}, opset {opset})")
         meta.update(parity_max_abs_error=error, parity_tolerance=tolerance)
-        _set_props(proto, meta)
+        _metadata.set_onnx_props(proto, meta)
         onnx.save(proto, tmp)
         _files.move_into_place(tmp, path)
     except BaseException:
@@ -208,13 +208,6 @@ def _sort_nodes(graph):
         copy.CopyFrom(node)
     del graph.node[:]
     graph.node.extend(nodes)
-
-
-def _set_props(proto, meta):
-    del proto.metadata_props[:]
-    for key, value in sorted(_metadata.to_onnx_props(meta).items()):
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = key, value
 
 
 def _onnx_versions():

@@ -34,12 +34,14 @@ class ExportResult:
     Attributes:
         path: str. The artifact (a SavedModel directory or an .onnx file).
         format: str. "saved_model" or "onnx".
-        precision: str. "fp32" or "fp16" (the weights; inputs and outputs are
-            float32 either way).
+        precision: str. "fp32", "fp16" or "int8" (the weights; inputs and
+            outputs are float32 either way).
         opset: int or None. ONNX opset (None for a SavedModel).
         max_abs_error: float. max |artifact(z) - keras(z)| over the parity
-            latents (batches of 1 and 16, seed 0), images in [0, 1].
-        tolerance: float. The bound `max_abs_error` was checked against.
+            latents (batches of 1 and 16, seed 0), images in [0, 1]. None for
+            int8, which is judged by its samples' FID instead (export.int8).
+        tolerance: float. The bound `max_abs_error` was checked against
+            (None for int8).
         size_bytes: int. Size on disk (all files of a SavedModel).
         metadata: dict. The metadata stored in the artifact.
     """
