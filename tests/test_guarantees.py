@@ -80,7 +80,7 @@ def old_run(trained, tmp_path):
 # 1. --overwrite deletes only what a run wrote -------------------------------------------------------------------
 
 @pytest.mark.parametrize("users_file", ["train/notes.txt", "images/holiday.jpg", "projector/mine/points.tsv",
-                                        "checkpoint/best.txt"])
+                                        "checkpoint/best.txt", "validation/labels.csv"])
 def test_overwrite_refuses_and_deletes_nothing_when_a_run_folder_holds_a_users_file(old_run, users_file):
     (old_run / users_file).parent.mkdir(parents=True, exist_ok=True)
     (old_run / users_file).write_bytes(b"the user's own bytes\n")
@@ -370,6 +370,63 @@ def test_a_run_killed_mid_epoch_and_resumed_ends_bit_equal_to_the_uninterrupted_
 
 def _resume(run, epochs=2):
     return zoo_cli("train", "vae", "--out", run, "--epochs", epochs, "--resume")
+
+
+def test_a_finished_run_resumed_to_the_epochs_it_has_is_left_as_it_is(old_run):
+    """A job script run again after it finished: nothing to train, so nothing is written (exit 0)."""
+    before = snapshot(old_run)
+    done = _resume(old_run, epochs=1)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert f"{old_run} has already trained 1 epochs (--epochs 1); nothing to do and nothing was changed" in done.stderr
+    assert "wrote" not in done.stdout
+    after = snapshot(old_run)
+    after.pop(".lock", None)  # the lock file the run takes while it looks (empty)
+    assert after == {k: v for k, v in before.items() if k != ".lock"}
+
+
+def test_a_good_run_whose_continuation_diverges_keeps_its_last_good_state(old_run):
+    """The case of a NaN model saved over a good one: here the resumed epochs go non-finite (a KL weight
+    of 1e38 put into the config.json the model is rebuilt from: its losses overflow within a few steps; the
+    learning rate comes back from the checkpoint), and the model, history, samples and checkpoints of
+    epoch 1 stay."""
+    config = json.loads((old_run / "config.json").read_text())
+    config["model_config"]["beta"] = 1e38
+    (old_run / "config.json").write_text(json.dumps(config))
+    kept = {name: data for name, data in snapshot(old_run).items()
+            if name in ("model.keras", "history.json", "samples.png") or name.startswith("checkpoint")}
+    done = _resume(old_run, epochs=3)
+    assert done.returncode == 2
+    line = error_line(done, "train")
+    assert "training diverged" in line and "at epoch 2, step " in line and "were not saved" in line
+    assert "keeps epoch 1" in line
+    now = snapshot(old_run)
+    assert {name: now.get(name) for name in kept} == kept
+
+
+def test_a_cache_entry_in_config_json_is_never_taken_as_a_path(old_run):
+    config = json.loads((old_run / "config.json").read_text())
+    config["cache"] = str(old_run.parent / "elsewhere")
+    (old_run / "config.json").write_text(json.dumps(config))
+    before = snapshot(old_run)
+    done = _resume(old_run)
+    assert done.returncode == 2
+    assert "must be true or false" in error_line(done, "train")
+    assert snapshot(old_run) == before and not (old_run.parent / "elsewhere").exists()
+
+
+@pytest.mark.parametrize("option", [["--n-likelihood=-2"], ["--n-likelihood", "0"], ["--n-samples=-3"],
+                                    ["--n-samples", "1"], ["--components", "0"]])
+def test_evaluate_refuses_counts_below_one_before_computing_anything(trained, tmp_path, option):
+    run = tmp_path / "run"
+    shutil.copytree(trained["vae"], run)
+    before = snapshot(run)
+    done = zoo_cli("evaluate", run, "--k", "2", *option)
+    assert done.returncode == 2
+    line = error_line(done, "evaluate")
+    flag = option[0].split("=")[0]
+    assert f"({flag}) must be a whole number >=" in line and "nothing was evaluated" in line
+    assert "loading" not in done.stderr  # refused before the first stage
+    assert snapshot(run) == before
 
 
 def test_a_damaged_latest_checkpoint_resumes_from_the_previous_one_and_says_so(old_run):

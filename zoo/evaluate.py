@@ -17,6 +17,7 @@ Conventions:
   [0, 256)^D scale, which upper-bounds the discrete NLL of the 8-bit image.
 """
 
+import errno
 import math
 import os
 import sys
@@ -415,6 +416,16 @@ def check_writable(path, what="nothing was evaluated"):
                                 "Move that directory away and run again.")
     if not os.path.isdir(directory):
         raise FileNotFoundError(f"{directory} does not exist, so {path} cannot be written; {what}.")
+    if os.path.isfile(path):
+        # An eval.json that cannot be replaced (immutable or append-only: EPERM even for root) fails only at the
+        # final rename; opening it to append, writing nothing, finds that out now and changes nothing.
+        try:
+            with open(path, "ab"):
+                pass
+        except PermissionError as err:
+            if err.errno == errno.EPERM:
+                raise OSError(f"cannot replace {path} ({err.strerror}); {what}. Make it writable (chattr -i) or move "
+                              "it away, and run again.") from None
     tmp = None
     try:
         tmp = files.temp_file_beside(path, ".json")
@@ -459,6 +470,11 @@ def evaluate_run(run_dir, k=DEFAULT_K, n_likelihood=None, n_samples=10000, sampl
     config = files.read_json(config_path)
     if sampler not in ("prior", "gmm"):
         raise ValueError(f"sampler={sampler!r} is not supported; allowed values are 'prior' and 'gmm'.")
+    for name, value, least in (("k", k, 1), ("n_likelihood", n_likelihood, 1), ("n_samples", n_samples, 2),
+                               ("n_components", n_components, 1)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < least):
+            flag = "--" + {"n_components": "components"}.get(name, name).replace("_", "-")
+            raise ValueError(f"{name}={value!r} ({flag}) must be a whole number >= {least}; nothing was evaluated.")
     eval_path = layout.path(run_dir, layout.EVAL)
     check_writable(eval_path)
     model = _io.load_model(model_path, compile=False)

@@ -10,6 +10,7 @@ checkpoint files are backend-neutral).
 
 import os
 import platform
+import sys
 import time
 import warnings
 
@@ -401,6 +402,11 @@ def _train_locked(out, model_name, spec, epochs, given, resume, overwrite, downl
     binarize = bool(settings["binarize"])
     dataset = settings["dataset"]
     done = completed_epochs(out) if resume else 0
+    if resume and done == epochs and os.path.exists(layout.path(out, layout.MODEL)):
+        # Run again once finished (a job script's retry): nothing to train, so nothing is touched.
+        print(f"{out} has already trained {done} epochs (--epochs {epochs}); nothing to do and nothing was changed. "
+              f"Pass --epochs {done + 1} or more to train it further.", file=sys.stderr)
+        return _io.load_model(layout.path(out, layout.MODEL))
     if done > epochs:
         raise ValueError(
             f"{out} has already trained {done} epochs, more than --epochs {epochs}; --epochs is the total to reach: "
@@ -498,8 +504,10 @@ def _train_locked(out, model_name, spec, epochs, given, resume, overwrite, downl
         ) from None
     except KeyboardInterrupt as err:  # Ctrl-C, or SIGTERM through the CLI ("terminated")
         saved = completed_epochs(out)
+        kept = (f"{out} keeps the model and optimizer state after epoch {saved} of {epochs}" if saved else
+                f"no epoch of {out} was completed, so no trained state was kept")
         raise Interrupted(
-            f"{str(err) or 'interrupted'}; {out} keeps the model and optimizer state after epoch {saved} of {epochs}. "
+            f"{str(err) or 'interrupted'}; {kept}. "
             f"Continue with: zoo train {model_name} --out {out} --epochs {epochs} --resume"
         ) from None
     if stopper.stopped_at is not None:

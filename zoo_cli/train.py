@@ -92,6 +92,8 @@ def run(args):
     from zoo import training
 
     options = {"noise_stddev": args.noise_stddev, "likelihood": args.likelihood, "beta": args.beta, "loss": args.loss}
+    # A finished run resumed to the epochs it has is left as it is (train says so); nothing is written then.
+    finished = args.resume and training.completed_epochs(args.out) == args.epochs
     training.train(
         args.model, dataset=args.dataset, epochs=args.epochs, out=args.out, batch_size=args.batch_size,
         latent_dim=args.latent_dim, learning_rate=args.lr, d_learning_rate=args.d_lr, g_learning_rate=args.g_lr,
@@ -109,4 +111,6 @@ def run(args):
         if not role.is_chief:
             print(f"{role.task_type} {role.index} of the cluster: done (the chief wrote {args.out})")
             return
+    if finished:
+        return
     print(f"wrote {args.out}: model.keras, samples.png, TensorBoard logs (tensorboard --logdir {args.out})")
