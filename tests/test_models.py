@@ -14,6 +14,7 @@ SMALL = {"image_shape": (8, 8, 1), "filters": (8, 16), "hidden_dim": 32}
 AE_KWARGS = {**SMALL, "latent_dim": 4}
 DAE_KWARGS = {**SMALL, "latent_dim": 32, "noise_stddev": 0.3}
 VAE_KWARGS = {**SMALL, "latent_dim": 4}
+MLP_VAE_KWARGS = {"image_shape": (8, 8, 1), "latent_dim": 4, "filters": (), "hidden_dim": (32, 16)}
 GAUSSIAN_VAE_KWARGS = {**SMALL, "latent_dim": 4, "likelihood": "gaussian", "beta": 0.5}
 DCGAN_KWARGS = {"image_shape": (8, 8, 1), "latent_dim": 8, "generator_filters": (32, 16), "kernel_size": 3}
 
@@ -36,8 +37,9 @@ def compiled(cls, kwargs, lr=2e-3):
         (zoo.Autoencoder, DAE_KWARGS, {"loss", "mse"}),
         (zoo.VAE, VAE_KWARGS, {"loss", "reconstruction_loss", "kl_loss"}),
         (zoo.VAE, GAUSSIAN_VAE_KWARGS, {"loss", "reconstruction_loss", "kl_loss"}),
+        (zoo.VAE, {**MLP_VAE_KWARGS, "kl_warmup_steps": 20}, {"loss", "reconstruction_loss", "kl_loss"}),
     ],
-    ids=["ae", "dae", "vae", "gaussian-vae"],
+    ids=["ae", "dae", "vae", "gaussian-vae", "mlp-vae-warmup"],
 )
 def test_autoencoders_learn_digits_evaluate_and_reload(cls, kwargs, tracked, digits, tmp_path):
     images, labels = digits
@@ -77,11 +79,40 @@ def test_dcgan_learns_the_digit_distribution_and_reloads(digits, tmp_path):
 
 @pytest.mark.parametrize(
     "cls, kwargs",
-    [(zoo.Autoencoder, DAE_KWARGS), (zoo.VAE, GAUSSIAN_VAE_KWARGS), (zoo.DCGAN, {**DCGAN_KWARGS, "loss": "minimax"})],
-    ids=["dae", "vae", "dcgan"],
+    [(zoo.Autoencoder, DAE_KWARGS), (zoo.VAE, GAUSSIAN_VAE_KWARGS), (zoo.DCGAN, {**DCGAN_KWARGS, "loss": "minimax"}),
+     (zoo.VAE, {**MLP_VAE_KWARGS, "kl_warmup_steps": 7}), (zoo.Autoencoder, {**MLP_VAE_KWARGS, "hidden_dim": 16})],
+    ids=["dae", "vae", "dcgan", "mlp-vae", "mlp-ae"],
 )
 def test_get_config_round_trip(cls, kwargs):
     run_serialization_test(cls, {**kwargs, "seed": 7})
+
+
+def test_mlp_vae_has_dense_layers_only_and_the_widths_asked_for():
+    model = zoo.VAE(**MLP_VAE_KWARGS)
+    layers_of = lambda net: [(type(layer).__name__, getattr(layer, "units", None)) for layer in net.layers]  # noqa: E731
+    assert layers_of(model.encoder) == [("InputLayer", None), ("Flatten", None), ("Dense", 32), ("Dense", 16),
+                                        ("Dense", 4), ("Dense", 4)]
+    # The decoder runs the widths backwards and ends in one Dense layer giving every pixel's logit.
+    assert layers_of(model.decoder) == [("InputLayer", None), ("Dense", 16), ("Dense", 32), ("Dense", 64),
+                                        ("Reshape", None)]
+    assert model.decode(np.zeros((3, 4), "float32")).shape == (3, 8, 8, 1)
+
+
+def test_kl_warmup_weights_the_kl_by_the_step_in_training_only(digits):
+    """loss = reconstruction + min(1, step / kl_warmup_steps) * KL at each training step
+    (step: the optimizer's iterations before it), and evaluate() reports the full ELBO."""
+    images = digits[0][:64]
+    model = zoo.VAE(**{**MLP_VAE_KWARGS, "kl_warmup_steps": 4}, seed=0)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    for head in ("mean", "log_var"):  # a KL well away from 0, so the weight shows in the loss
+        kernel = model.encoder.get_layer(head).kernel
+        kernel.assign(kernel * 30.0)
+    history = model.fit(images, batch_size=64, epochs=6, shuffle=False, verbose=0).history  # one step per epoch
+    for step, (loss, reconstruction, kl) in enumerate(zip(history["loss"], history["reconstruction_loss"], history["kl_loss"])):
+        assert kl > 1.0
+        assert loss == pytest.approx(reconstruction + min(1.0, step / 4) * kl, rel=1e-5)
+    result = model.evaluate(images, batch_size=64, verbose=0, return_dict=True)
+    assert result["loss"] == pytest.approx(result["reconstruction_loss"] + result["kl_loss"], rel=1e-5)
 
 
 # -- VAE maths ------------------------------------------------------------------------
@@ -191,6 +222,10 @@ def test_every_model_handles_the_standard_image_shapes(shape):
         (lambda: zoo.Autoencoder((28, 28, 1), 8, loss="l1"), r"loss='l1'.*'bce', 'mse'"),
         (lambda: zoo.Autoencoder((28, 28, 1), 8, noise_stddev=-1), r"noise_stddev=-1 must be a finite number >= 0"),
         (lambda: zoo.VAE((28, 28, 1), 8, filters=(8, 16, 32)), r"multiples of 8"),
+        (lambda: zoo.VAE((28, 28, 1), 8, hidden_dim=(512, 0)), r"hidden_dim\[1\]=0 must be an integer >= 1"),
+        (lambda: zoo.VAE((28, 28, 1), 8, hidden_dim=-1), r"hidden_dim=-1 must be an integer >= 0"),
+        (lambda: zoo.VAE((28, 28, 1), 8, kl_warmup_steps=-5), r"kl_warmup_steps=-5 must be an integer >= 0"),
+        (lambda: zoo.DCGAN((28, 28, 1), generator_filters=()), r"generator_filters=\(\) must name at least one"),
     ],
 )
 def test_bad_hyperparameters_raise_one_clear_error(make, message):

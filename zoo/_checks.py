@@ -56,13 +56,26 @@ def choice(name, value, allowed):
     return value
 
 
-def filters(name, value):
+def filters(name, value, allow_empty=False):
+    """Layer widths, e.g. (32, 64); `allow_empty`: () is allowed (no convolutions: an MLP)."""
     try:
         widths = tuple(value)
     except TypeError:
         raise ValueError(f"{name}={value!r} must be a sequence of positive integers, e.g. (32, 64).") from None
-    if not widths:
+    if not widths and not allow_empty:
         raise ValueError(f"{name}={value!r} must name at least one layer width, e.g. (32, 64).")
+    return tuple(positive_int(f"{name}[{i}]", w) for i, w in enumerate(widths))
+
+
+def hidden_widths(name, value):
+    """A Dense width (int, 0 for none) or a sequence of widths, e.g. (512, 512): kept as given
+    (an int stays an int, so older configs round-trip), validated."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        return non_negative_int(name, value)
+    try:
+        widths = tuple(value)
+    except TypeError:
+        raise ValueError(f"{name}={value!r} must be an integer >= 0 or a sequence of positive integers, e.g. (512, 512).") from None
     return tuple(positive_int(f"{name}[{i}]", w) for i, w in enumerate(widths))
 
 

@@ -28,9 +28,11 @@ class Autoencoder(SingleOptimizerModel):
         loss: str. `"bce"`: per-pixel binary cross-entropy on logits, summed
             per image (sharp results on near-binary images); `"mse"`: squared
             error summed per image. Defaults to `"bce"`.
-        filters: tuple of int. Encoder conv widths (decoder mirrors them).
+        filters: tuple of int. Encoder conv widths (decoder mirrors them);
+            () for none (an MLP).
             Defaults to (32, 64).
-        hidden_dim: int. Dense layer before/after the code, 0 for none.
+        hidden_dim: int or tuple of int. Dense layer before/after the code,
+            0 for none; a tuple for several.
             Defaults to 256.
         seed: int or None. Seed of the noise. Defaults to None.
         dtype: the Keras dtype policy, e.g. "mixed_bfloat16"; saved in the
@@ -58,12 +60,12 @@ class Autoencoder(SingleOptimizerModel):
         seed=None,
         **kwargs,
     ):
-        filters = _checks.filters("filters", filters)
+        filters = _checks.filters("filters", filters, allow_empty=True)
         super().__init__(image_shape, latent_dim, downsamplings=len(filters), seed=seed, **kwargs)
         self.noise_stddev = _checks.non_negative_float("noise_stddev", noise_stddev)
         self.loss_name = _checks.choice("loss", loss, RECONSTRUCTION_LOSSES)
         self.filters = filters
-        self.hidden_dim = int(hidden_dim)
+        self.hidden_dim = _checks.hidden_widths("hidden_dim", hidden_dim)
         policy = self.dtype_policy
         self.encoder = networks.conv_encoder(
             self.image_shape, {"code": self.latent_dim}, filters, self.hidden_dim, dtype=policy
@@ -106,7 +108,7 @@ class Autoencoder(SingleOptimizerModel):
         inputs = self.noise(images, training=training) if self.is_denoising else images
         return {"logits": self.decoder(self.encoder(inputs, training=training), training=training)}
 
-    def _loss_terms(self, clean, outputs):
+    def _loss_terms(self, clean, outputs, training=False):
         logits = outputs["logits"]
         squared = ops.sum(ops.square(ops.sigmoid(logits) - clean), axis=(1, 2, 3))
         if self.loss_name == "bce":

@@ -307,7 +307,7 @@ class SingleOptimizerModel(GenerativeModel):
     also updates the trackers, as the Keras guide on `compute_loss` shows.
     Subclasses implement `_forward(images, training)` -> dict of raw outputs,
     `_reconstruct(images)` -> images in [0, 1], and `_loss_terms(images,
-    outputs)` -> {tracker name: per-batch value} whose "loss" is the objective.
+    outputs, training)` -> {tracker name: per-batch value} whose "loss" is the objective.
     """
 
     def _forward(self, images, training, condition=None):
@@ -316,7 +316,7 @@ class SingleOptimizerModel(GenerativeModel):
     def _reconstruct(self, images, condition=None):
         raise NotImplementedError
 
-    def _loss_terms(self, images, outputs):
+    def _loss_terms(self, images, outputs, training=False):
         raise NotImplementedError
 
     def call(self, images, training=None):
@@ -332,7 +332,7 @@ class SingleOptimizerModel(GenerativeModel):
         # evaluate() calls the model in inference mode, which returns images only:
         # the loss needs the raw outputs (and a sample of q(z|x) for the VAE's ELBO).
         outputs = y_pred if isinstance(y_pred, dict) else self._forward(images, False, self._condition(x, where))
-        terms = self._loss_terms(images, outputs)
+        terms = self._loss_terms(images, outputs, training)
         self._update_trackers(**terms)
         total = terms["loss"]
         for extra in self.losses:  # regularisers, add_loss

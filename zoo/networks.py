@@ -8,8 +8,23 @@ halves (or doubles) the resolution once per entry of `filters`, which is why
 image sides must be divisible by 2**len(filters).
 """
 
+import math
+
 import keras
 from keras import layers
+
+
+def _dense_stack(x, hidden_dim, dtype):
+    """The Dense ReLU layers of `hidden_dim` (an int, 0 for none, or a sequence of widths) on x.
+    The first is named "hidden" (as when there was only one), the next "hidden1", "hidden2", ..."""
+    widths = (hidden_dim,) if isinstance(hidden_dim, int) else tuple(hidden_dim)
+    for i, width in enumerate(w for w in widths if w):
+        x = layers.Dense(width, activation="relu", name="hidden" if i == 0 else f"hidden{i}", dtype=dtype)(x)
+    return x
+
+
+def _reversed_widths(hidden_dim):
+    return hidden_dim if isinstance(hidden_dim, int) else tuple(hidden_dim)[::-1]
 
 
 def _bottom_shape(image_shape, n_stages):
@@ -24,16 +39,17 @@ def conv_encoder(image_shape, outputs, filters=(32, 64), hidden_dim=256, kernel_
         image_shape: (H, W, C).
         outputs: dict of head name -> width, e.g. {"z": 16} or
             {"mean": 16, "log_var": 16}.
-        filters: widths of the stride-2 convolutions, in order.
-        hidden_dim: width of the Dense layer before the heads (0 for none).
+        filters: widths of the stride-2 convolutions, in order; () for none
+            (an MLP encoder on the flattened image).
+        hidden_dim: width of the Dense layer before the heads (0 for none),
+            or a sequence of widths for several, e.g. (512, 512).
     """
     images = keras.Input(shape=image_shape, name="images")
     x = images
     for i, width in enumerate(filters):
         x = layers.Conv2D(width, kernel_size, strides=2, padding="same", activation="relu", name=f"conv{i}", dtype=dtype)(x)
     x = layers.Flatten(name="flatten", dtype=dtype)(x)
-    if hidden_dim:
-        x = layers.Dense(hidden_dim, activation="relu", name="hidden", dtype=dtype)(x)
+    x = _dense_stack(x, hidden_dim, dtype)
     heads = {head: layers.Dense(width, name=head, dtype="float32")(x) for head, width in outputs.items()}
     out = list(heads.values())
     return keras.Model(images, out[0] if len(out) == 1 else out, name=name, dtype=dtype)
@@ -43,13 +59,18 @@ def deconv_decoder(image_shape, latent_dim, filters=(64, 32), hidden_dim=256, ke
     """Mirror of `conv_encoder`: code -> per-pixel logits of shape image_shape.
 
     The last layer is linear; callers apply the output non-linearity (sigmoid
-    for [0, 1] images) so losses can work on logits.
+    for [0, 1] images) so losses can work on logits. `hidden_dim` as for
+    `conv_encoder`, its widths in the encoder's order (the decoder runs them
+    backwards). With `filters=()` the decoder is an MLP: its last Dense layer
+    gives the logits of every pixel.
     """
-    bottom_h, bottom_w = _bottom_shape(image_shape, len(filters))
     z = keras.Input(shape=(latent_dim,), name="z")
-    x = z
-    if hidden_dim:
-        x = layers.Dense(hidden_dim, activation="relu", name="hidden", dtype=dtype)(x)
+    x = _dense_stack(z, _reversed_widths(hidden_dim), dtype)
+    if not filters:
+        x = layers.Dense(math.prod(image_shape), name="logits", dtype="float32")(x)
+        logits = layers.Reshape(tuple(image_shape), name="reshape", dtype="float32")(x)
+        return keras.Model(z, logits, name=name, dtype=dtype)
+    bottom_h, bottom_w = _bottom_shape(image_shape, len(filters))
     x = layers.Dense(bottom_h * bottom_w * filters[0], activation="relu", name="project", dtype=dtype)(x)
     x = layers.Reshape((bottom_h, bottom_w, filters[0]), name="reshape", dtype=dtype)(x)
     for i, width in enumerate(filters):

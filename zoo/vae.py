@@ -36,9 +36,19 @@ class VAE(SingleOptimizerModel):
             and one learned sigma (the sigma-VAE of Rybkin et al. 2021).
             Defaults to `"bernoulli"`.
         beta: float. Weight of the KL term. Defaults to 1.0.
-        filters: tuple of int. Encoder conv widths (decoder mirrors them).
-            Defaults to (32, 64).
-        hidden_dim: int. Dense layer before/after z, 0 for none. Defaults to 256.
+        filters: tuple of int. Encoder conv widths (decoder mirrors them);
+            () for none: an MLP VAE, whose decoder ends in one Dense layer
+            (cheap per sample, which is what makes the k=5000 likelihood
+            estimate fast). Defaults to (32, 64).
+        hidden_dim: int or tuple of int. Dense layer before/after z, 0 for
+            none; a tuple for several, e.g. (512, 512). Defaults to 256.
+        kl_warmup_steps: int. KL warm-up (Bowman et al. 2016; Sonderby et al.
+            2016): in training the KL term is weighted by
+            beta * min(1, step / kl_warmup_steps), step counting the training
+            steps taken (a non-trainable weight, `kl_warmup_step`, saved with
+            the model, so a resumed run continues the schedule). 0 for none.
+            The tracked `loss` is the weighted objective; evaluation
+            (`evaluate()`, `zoo evaluate`) always uses beta. Defaults to 0.
         num_classes: int or None. A conditional VAE (Sohn et al. 2015): the
             encoder sees the label as one-hot constant image channels, the
             decoder beside z; `fit(images, labels)`, `sample(n, labels=7)`,
@@ -68,15 +78,17 @@ class VAE(SingleOptimizerModel):
         filters=(32, 64),
         hidden_dim=256,
         num_classes=None,
+        kl_warmup_steps=0,
         seed=None,
         **kwargs,
     ):
-        filters = _checks.filters("filters", filters)
+        filters = _checks.filters("filters", filters, allow_empty=True)
         super().__init__(image_shape, latent_dim, downsamplings=len(filters), seed=seed, **kwargs)
         self.likelihood = _checks.choice("likelihood", likelihood, LIKELIHOODS)
         self.beta = _checks.non_negative_float("beta", beta)
         self.filters = filters
-        self.hidden_dim = int(hidden_dim)
+        self.hidden_dim = _checks.hidden_widths("hidden_dim", hidden_dim)
+        self.kl_warmup_steps = _checks.non_negative_int("kl_warmup_steps", kl_warmup_steps)
         self.num_classes = None if num_classes is None else _checks.positive_int("num_classes", num_classes)
         extra = self.num_classes or 0  # the label's one-hot channels / code entries
         policy = self.dtype_policy
@@ -91,6 +103,9 @@ class VAE(SingleOptimizerModel):
         self.sampler = Sampling(seed=self._sub_seed(1), name="sampling")
         if self.likelihood == "gaussian":
             self.log_scale = self.add_weight(shape=(), initializer="zeros", name="log_scale")
+        if self.kl_warmup_steps:  # only then: files of models without warm-up keep their weights
+            self.kl_warmup_step = self.add_weight(shape=(), initializer="zeros", dtype="float32", trainable=False,
+                                                  aggregation="only_first_replica", name="kl_warmup_step")
         self._add_trackers("loss", "reconstruction_loss", "kl_loss")
         self.built = True
 
@@ -153,7 +168,23 @@ class VAE(SingleOptimizerModel):
         return {"mean": mean, "log_var": log_var,
                 "logits": self.decoder(self._code_input(z, condition), training=training)}
 
-    def _loss_terms(self, images, outputs):
+    def _kl_weight(self, training):
+        """beta, times the warm-up factor min(1, step / kl_warmup_steps) in training (and counts the step).
+
+        The step is the model's own weight rather than `optimizer.iterations`:
+        Keras' JAX train step does not map the optimizer's variables while the
+        loss is computed, and a weight updated in `compute_loss` is carried on
+        every backend."""
+        if not (training and self.kl_warmup_steps):
+            return self.beta
+        # The weight is computed before the step is counted: on TensorFlow and PyTorch a variable's
+        # value is read where it is used, so a later use would see the incremented count.
+        weight = self.beta * ops.minimum(1.0, self.kl_warmup_step / float(self.kl_warmup_steps))
+        self.kl_warmup_step.assign_add(1.0)
+        return weight
+
+    def _loss_terms(self, images, outputs, training=False):
         reconstruction = ops.mean(-self.log_likelihood(images, outputs["logits"]))
         kl = ops.mean(losses.gaussian_kl(outputs["mean"], outputs["log_var"]))
-        return {"loss": reconstruction + self.beta * kl, "reconstruction_loss": reconstruction, "kl_loss": kl}
+        return {"loss": reconstruction + self._kl_weight(training) * kl, "reconstruction_loss": reconstruction,
+                "kl_loss": kl}
