@@ -20,17 +20,33 @@ FILES = ["test_models.py", "test_losses.py", "test_evaluate.py", "test_latent.py
          "test_callbacks.py", "test_metrics.py", "test_inversion.py", "test_wgan.py"]
 
 
-@pytest.mark.skipif(os.environ.get("GENZOO_BACKEND_MATRIX") == "inner", reason="already inside a matrix run")
-@pytest.mark.parametrize("backend", ["jax", "torch"])
-def test_the_suite_passes_under(backend):
+INNER = os.environ.get("GENZOO_BACKEND_MATRIX") == "inner"
+
+
+def _suite_passes_under(backend):
     if importlib.util.find_spec(backend) is None:
         pytest.skip(f"{backend} is not installed (pip install -e '.[test]' installs it)")
     env = {**os.environ, "KERAS_BACKEND": backend, "GENZOO_BACKEND_MATRIX": "inner", "TF_CPP_MIN_LOG_LEVEL": "3"}
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *(f"tests/{f}" for f in FILES)],
+        # -n 0: one process (the outer suite's other worker already uses the second core).
+        [sys.executable, "-m", "pytest", "-q", "-n", "0", "-p", "no:cacheprovider", *(f"tests/{f}" for f in FILES)],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=1800,
     )
     summary = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
     print(f"{backend}: {summary}")
     assert done.returncode == 0, f"under KERAS_BACKEND={backend}:\n{done.stdout[-6000:]}\n{done.stderr[-2000:]}"
     assert " passed" in summary
+
+
+# One class per backend: pytest-xdist (--dist loadscope) hands each class to a worker of its own,
+# so the two runs can go side by side; conftest.py starts them first.
+@pytest.mark.skipif(INNER, reason="already inside a matrix run")
+class TestUnderJax:
+    def test_the_suite_passes_under_jax(self):
+        _suite_passes_under("jax")
+
+
+@pytest.mark.skipif(INNER, reason="already inside a matrix run")
+class TestUnderTorch:
+    def test_the_suite_passes_under_torch(self):
+        _suite_passes_under("torch")
