@@ -20,8 +20,9 @@ fewer images take the head of a seeded permutation (the test set runs from
 cleaner to harder writers, so its own head is not representative). The
 decoder's passes/s are measured and reported.
 
-Writes OUT/model.keras (atomically, by Keras' own save to a temporary name),
-OUT/history.json (one line per epoch on stdout too) and OUT/result.json.
+Writes OUT/model.keras (saved to a temporary name, then renamed),
+OUT/history.json (one line per epoch on stdout too), OUT/result.json and
+OUT/samples.png (100 samples).
 `--eval-only` evaluates OUT/model.keras again (another --k or --eval-images).
 
 `STAGES` is the ablation: each stage adds one change to the one before and is
@@ -158,6 +159,10 @@ def run(args):
     figures = evaluate_model(vae, args, test_x)
     figures["load_average_at_end"] = list(os.getloadavg())
     result["evaluations"].append(figures)
+    from zoo_common.grid import save_grid
+
+    # 100 samples, z ~ N(0, I), shown as the decoder's Bernoulli means.
+    save_grid(keras.ops.convert_to_numpy(vae.sample(100, seed=0)), out / "samples.png", ncols=10)
     log(f"-ELBO {figures['negative_elbo']:.2f}; IWAE k={args.k} on {figures['n_images']}: "
         f"{figures['iwae_nll']:.2f} nats ({figures['iwae_seconds']:.0f} s, {figures['iwae_passes_per_second']:,.0f} passes/s)")
     tmp = out / "result.tmp"
