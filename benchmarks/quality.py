@@ -50,6 +50,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import RESULTS, SHARED_MNIST, machine as common_machine, versions  # noqa: E402
+import vae_recipe  # noqa: E402
 
 # Shares of the training budget (DCGAN pair, VAE pair, AE) and epoch caps.
 SHARES = {"dcgan": 0.55, "vae": 0.38, "ae": 0.07}
@@ -122,19 +123,6 @@ def cosine_decay(base, epochs):
     import keras
 
     return keras.callbacks.LearningRateScheduler(lambda epoch, lr: base * 0.5 * (1.0 + math.cos(math.pi * epoch / epochs)))
-
-
-def decoder_passes_per_second(model, seconds=3.0):
-    import tensorflow as tf
-
-    z = np.random.default_rng(0).standard_normal((2048, model.latent_dim)).astype(np.float32)
-    fn = tf.function(lambda z: model.decoder(z, training=False))
-    fn(z)
-    started, calls = time.time(), 0
-    while time.time() - started < seconds:
-        fn(z)
-        calls += 1
-    return calls * len(z) / (time.time() - started)
 
 
 def iwae_protocol(model, test_binary, order, args, seed):
@@ -235,7 +223,7 @@ def run(args):
     peer_vae = KerasIOVAE(seed=args.seed)
     peer_vae.compile(optimizer=keras.optimizers.Adam())
     # Reserve the evaluation's time: IWAE passes at the measured decoder speed, plus the rest.
-    speed = decoder_passes_per_second(vae)
+    speed = vae_recipe.decoder_passes_per_second(vae, seconds=3.0, batch=2048)
     passes = args.iwae_k * min(args.iwae_images, len(test_x)) + args.iwae_k_large * args.iwae_images_large
     passes += args.iwae_k * min(args.peer_iwae_images, len(test_x))
     reserve = passes / speed + OTHER_EVAL_SECONDS[mode]
@@ -454,8 +442,6 @@ def run_full(args):
     """--full: the VAE likelihood recipe (benchmarks/vae_recipe.py), each change of its ablation
     trained and judged at k=5000 on the same 1,000 test images, then the recipe on the full
     protocol (k=5000 on all 10,000 test images). Writes OUT/quality-full.json and prints the table."""
-    import vae_recipe
-
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     started = time.time()
