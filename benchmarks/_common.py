@@ -175,6 +175,19 @@ def windows(step, batch, warmup, steps, repeats, sync=None):
     return median(rates), rates
 
 
+def log(message):
+    """One time-stamped line, flushed: long stages say where they are, in a terminal or a log file."""
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def cosine_lr(base, epochs):
+    """Per-epoch learning rate for keras.callbacks.LearningRateScheduler:
+    base * (1 + cos(pi * epoch / epochs)) / 2, from base down towards 0."""
+    import math
+
+    return lambda epoch, lr: base * 0.5 * (1.0 + math.cos(math.pi * epoch / epochs))
+
+
 def versions(*names):
     import importlib.metadata as md
 

@@ -49,7 +49,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import RESULTS, SHARED_MNIST, machine as common_machine, versions  # noqa: E402
+from _common import RESULTS, SHARED_MNIST, cosine_lr, log, machine as common_machine, versions  # noqa: E402
 import vae_recipe  # noqa: E402
 
 # Shares of the training budget (DCGAN pair, VAE pair, AE) and epoch caps.
@@ -81,10 +81,6 @@ class Clock:
 
     def left(self):
         return self.budget_s - self.elapsed()
-
-
-def log(message):
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
 def train_pair(clock, phase, members, reserve_s, remaining_phases):
@@ -122,7 +118,7 @@ def cosine_decay(base, epochs):
     """Per-epoch learning rate base * (1 + cos(pi * epoch / epochs)) / 2: from base down towards 0."""
     import keras
 
-    return keras.callbacks.LearningRateScheduler(lambda epoch, lr: base * 0.5 * (1.0 + math.cos(math.pi * epoch / epochs)))
+    return keras.callbacks.LearningRateScheduler(cosine_lr(base, epochs))
 
 
 def iwae_protocol(model, test_binary, order, args, seed):

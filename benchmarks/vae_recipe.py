@@ -24,9 +24,12 @@ Writes OUT/model.keras (saved to a temporary name, then renamed),
 OUT/history.json (one line per epoch on stdout too), OUT/result.json and
 OUT/samples.png (100 samples).
 `--eval-only` evaluates OUT/model.keras again (another --k or --eval-images).
+`--init MODEL` is a warm restart: training starts from that saved recipe model
+(its architecture and KL warm-up step carry over) with a fresh Adam and a
+fresh --lr-schedule over --epochs; result.json names the run it started from.
 
 `STAGES` is the ablation: each stage adds one change to the one before and is
-judged on the same 1,000 test images at k=5000; the recipe is the last, also
+judged on the same 1,000 test images at k=5000; the last is also judged
 on the full protocol. `benchmarks/quality.py --full` runs them in order and
 prints the table (`format_ablation`).
 """
@@ -42,18 +45,14 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import SHARED_MNIST, machine, versions  # noqa: E402
-
-
-def log(message):
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+from _common import SHARED_MNIST, cosine_lr, log, machine, versions  # noqa: E402
 
 
 def learning_rate(schedule, base, epochs):
-    """Per-epoch learning rate: constant, or base * (1 + cos(pi * epoch / epochs)) / 2."""
+    """Per-epoch learning rate: constant, or the cosine decay from base towards 0."""
     if schedule == "constant":
         return lambda epoch, lr: base
-    return lambda epoch, lr: base * 0.5 * (1.0 + math.cos(math.pi * epoch / epochs))
+    return cosine_lr(base, epochs)
 
 
 def build(args, steps_per_epoch):
@@ -131,20 +130,31 @@ def run(args):
     out.mkdir(parents=True, exist_ok=True)
     source = f"idx:{args.data}" if Path(args.data).is_dir() else "mnist"
     test_x, _ = data.arrays(source, "test")
-    result = {"command": " ".join([Path(sys.executable).name, *sys.argv]), "settings": vars(args).copy(),
-              "machine": {**machine("cpu"), "load_average_at_start": list(os.getloadavg())},
+    command = " ".join([Path(sys.executable).name, *sys.argv])
+    result = {"command": command, "settings": vars(args).copy(),
+              "machine": {**machine("cpu"), "keras_backend": keras.backend.backend(),
+                          "load_average_at_start": list(os.getloadavg())},
               "versions": versions("genzoo", "keras", "tensorflow", "numpy")}
     model_path = out / "model.keras"
-    if args.eval_only:
+    if args.eval_only:  # the training run's record stays; this evaluation is added to it
         vae = keras.saving.load_model(model_path)
-        previous = json.loads((out / "result.json").read_text()) if (out / "result.json").exists() else {}
-        result = {**previous, "evaluations": previous.get("evaluations", [])}
+        if (out / "result.json").exists():
+            result = json.loads((out / "result.json").read_text())
+        result.setdefault("evaluations", [])
     else:
         train = data.load(source, "train", batch_size=args.batch_size, seed=args.seed, binarize=True)
         steps = int(train.cardinality())
-        vae = build(args, steps)
-        log(f"training: {args.epochs} epochs of {steps} steps; MLP {args.hidden}, z {args.latent_dim}, "
-            f"lr {args.lr} {args.lr_schedule}, KL warm-up {args.warmup_epochs} epochs; load {os.getloadavg()[0]:.2f}")
+        if args.init:  # a warm restart: the saved model's architecture and warm-up step, a fresh Adam
+            vae = keras.saving.load_model(args.init)
+            vae.compile(optimizer=keras.optimizers.Adam(args.lr))
+            before = Path(args.init).with_name("result.json")
+            result["init"] = {"model": str(Path(args.init).resolve()),
+                              "training": json.loads(before.read_text()).get("training") if before.exists() else None}
+            log(f"warm restart from {args.init}")
+        else:
+            vae = build(args, steps)
+        log(f"training: {args.epochs} epochs of {steps} steps; MLP {vae.hidden_dim}, z {vae.latent_dim}, "
+            f"lr {args.lr} {args.lr_schedule}, KL warm-up {vae.kl_warmup_steps} steps; load {os.getloadavg()[0]:.2f}")
         started = time.time()
         epochs = EpochLog(out / "history.json", started)
         vae.fit(train, epochs=args.epochs, verbose=0, shuffle=False,
@@ -155,9 +165,11 @@ def run(args):
         vae.save(out / "model.tmp.keras")
         os.replace(out / "model.tmp.keras", model_path)
         result["evaluations"] = []
-    log(f"evaluating; load {os.getloadavg()[0]:.2f}")
+    result_load = list(os.getloadavg())
+    log(f"evaluating; load {result_load[0]:.2f}")
     figures = evaluate_model(vae, args, test_x)
-    figures["load_average_at_end"] = list(os.getloadavg())
+    figures.update(command=command, keras_backend=keras.backend.backend(),
+                   load_average_at_start=result_load, load_average_at_end=list(os.getloadavg()))
     result["evaluations"].append(figures)
     from zoo_common.grid import save_grid
 
@@ -178,42 +190,57 @@ STAGES = [
     ("B", "+ cosine learning-rate decay", ["--epochs", "20", "--warmup-epochs", "0", "--eval-images", "1000"]),
     ("C", "+ KL warm-up over the first 10% of steps", ["--epochs", "20", "--warmup-epochs", "2", "--eval-images", "1000"]),
     ("recipe", "+ 100 epochs (warm-up 10)", ["--epochs", "100", "--warmup-epochs", "10", "--eval-images", "1000"]),
+    ("restart", "+ a warm restart from it: 200 more epochs, Adam 5e-4 cosine",
+     ["--init", "{out_root}/recipe/model.keras", "--epochs", "200", "--lr", "5e-4", "--warmup-epochs", "0",
+      "--eval-images", "1000"]),
 ]
 
 
 def run_ablation(out_root, data=str(SHARED_MNIST), full_protocol=True):
-    """Every stage of STAGES into out_root/NAME; the recipe again on the full protocol (k=5000, 10,000 images)."""
+    """Every stage of STAGES into out_root/NAME; the last stage again on the full protocol (k=5000, 10,000 images)."""
     results = {}
     for name, change, extra in STAGES:
         log(f"ablation stage {name}: {change}")
+        extra = [a.format(out_root=out_root) for a in extra]
         results[name] = run(parse_args(["--out", str(Path(out_root) / name), "--data", data, *extra]))
         results[name]["change"] = change
     if full_protocol:
-        log("the recipe on the full protocol")
-        results["recipe"] = run(parse_args(["--out", str(Path(out_root) / "recipe"), "--data", data, "--eval-only",
-                                            "--eval-images", "10000", "--k", "5000"]))
-        results["recipe"]["change"] = STAGES[-1][1]
+        name, change, _ = STAGES[-1]
+        log(f"stage {name} on the full protocol")
+        results[name] = run(parse_args(["--out", str(Path(out_root) / name), "--data", data, "--eval-only",
+                                        "--eval-images", "10000", "--k", "5000"]))
+        results[name]["change"] = change
     return results
+
+
+def _budget(result):
+    """(epochs, seconds) of a run's training, its warm-restart ancestors' included."""
+    epochs, seconds = result["training"]["epochs"], result["training"]["seconds"]
+    before = (result.get("init") or {}).get("training")
+    if before:
+        epochs, seconds = epochs + before["epochs"], seconds + before["seconds"]
+    return epochs, seconds
 
 
 def format_ablation(results):
     """The markdown table: one row per stage, its gain on the stage before, and the full protocol."""
     first = results[STAGES[0][0]]["evaluations"][0]
     n, k = first["n_images"], first["k"]  # every stage is judged on these images at this k
-    lines = [f"| stage | change | epochs | train min | test -ELBO | IWAE k={k}, {n:,} images | gain |",
+    lines = [f"| stage | change | epochs in all | train min in all | test -ELBO | IWAE k={k}, {n:,} images | gain |",
              "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
     previous = None
     for name, _, _ in STAGES:
         r = results[name]
         subset = next(e for e in r["evaluations"] if e["n_images"] == n and e["k"] == k)
         gain = "" if previous is None else f"{previous - subset['iwae_nll']:+.2f}"
-        lines.append(f"| {name} | {r['change']} | {r['training']['epochs']} | {r['training']['seconds'] / 60:.1f} | "
+        epochs, seconds = _budget(r)
+        lines.append(f"| {name} | {r['change']} | {epochs} | {seconds / 60:.1f} | "
                      f"{subset['negative_elbo']:.2f} | {subset['iwae_nll']:.2f} ± {subset['iwae_stderr']:.2f} | {gain} |")
         previous = subset["iwae_nll"]
     full = [e for e in results[STAGES[-1][0]]["evaluations"] if e["n_images"] == 10000]
     if full:
         e = full[-1]
-        lines.append(f"\nThe recipe on the full protocol (k={e['k']}, all 10,000 test images): "
+        lines.append(f"\nStage {STAGES[-1][0]} on the full protocol (k={e['k']}, all 10,000 test images): "
                      f"{e['iwae_nll']:.2f} ± {e['iwae_stderr']:.2f} nats (-ELBO {e['negative_elbo']:.2f}); "
                      f"{e['iwae_seconds'] / 60:.1f} min at {e['iwae_passes_per_second']:,.0f} decoder passes/s.")
     return "\n".join(lines)
@@ -235,7 +262,13 @@ def parse_args(argv=None):
     p.add_argument("--k", type=int, default=5000, help="importance samples per test image")
     p.add_argument("--eval-images", type=int, default=10000, help="test images for the IWAE estimate")
     p.add_argument("--eval-only", action="store_true", help="evaluate OUT/model.keras again")
-    return p.parse_args(argv)
+    p.add_argument("--init", default=None, help="warm restart: train on from this saved recipe model.keras")
+    args = p.parse_args(argv)
+    if args.init and args.eval_only:
+        p.error("--init starts a training run; --eval-only evaluates one. Give one of them.")
+    if args.init and not Path(args.init).is_file():
+        p.error(f"--init {args.init}: no such file. Give the model.keras of an earlier vae_recipe.py run.")
+    return args
 
 
 if __name__ == "__main__":

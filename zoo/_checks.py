@@ -56,15 +56,21 @@ def choice(name, value, allowed):
     return value
 
 
-def filters(name, value, allow_empty=False):
-    """Layer widths, e.g. (32, 64); `allow_empty`: () is allowed (no convolutions: an MLP)."""
+def _widths(name, value, what):
+    """`value` as a tuple of positive ints; `what` says what else would have been accepted."""
     try:
         widths = tuple(value)
     except TypeError:
-        raise ValueError(f"{name}={value!r} must be a sequence of positive integers, e.g. (32, 64).") from None
+        raise ValueError(f"{name}={value!r} must be {what}.") from None
+    return tuple(positive_int(f"{name}[{i}]", w) for i, w in enumerate(widths))
+
+
+def filters(name, value, allow_empty=False):
+    """Layer widths, e.g. (32, 64); `allow_empty`: () is allowed (no convolutions: an MLP)."""
+    widths = _widths(name, value, "a sequence of positive integers, e.g. (32, 64)")
     if not widths and not allow_empty:
         raise ValueError(f"{name}={value!r} must name at least one layer width, e.g. (32, 64).")
-    return tuple(positive_int(f"{name}[{i}]", w) for i, w in enumerate(widths))
+    return widths
 
 
 def hidden_widths(name, value):
@@ -72,11 +78,7 @@ def hidden_widths(name, value):
     (an int stays an int, so older configs round-trip), validated."""
     if isinstance(value, numbers.Integral) and not isinstance(value, bool):
         return non_negative_int(name, value)
-    try:
-        widths = tuple(value)
-    except TypeError:
-        raise ValueError(f"{name}={value!r} must be an integer >= 0 or a sequence of positive integers, e.g. (512, 512).") from None
-    return tuple(positive_int(f"{name}[{i}]", w) for i, w in enumerate(widths))
+    return _widths(name, value, "an integer >= 0 or a sequence of positive integers, e.g. (512, 512)")
 
 
 def class_labels(labels, n, num_classes, where):
