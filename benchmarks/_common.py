@@ -1,6 +1,7 @@
 """What every benchmark shares: the machine's description, steady-state timing,
 the printed table and the JSON record."""
 
+import json
 import os
 import pathlib
 import platform
@@ -186,6 +187,34 @@ def cosine_lr(base, epochs):
     import math
 
     return lambda epoch, lr: base * 0.5 * (1.0 + math.cos(math.pi * epoch / epochs))
+
+
+def first_optimizer(model):
+    """The model's optimizer, or the first of several (a GAN's: the discriminator's)."""
+    optimizer = model.optimizer
+    return optimizer.optimizers[0] if hasattr(optimizer, "optimizers") else optimizer
+
+
+class EpochLog:
+    """One line per epoch (a log file gets no progress bars) and the history, kept as it grows."""
+
+    def __init__(self, path, started):
+        import keras
+
+        self.path, self.started, self.history = path, started, []
+
+        class _Callback(keras.callbacks.Callback):
+            def on_epoch_end(inner, epoch, logs=None):  # noqa: N805
+                row = {"epoch": epoch + 1, "seconds": time.time() - self.started,
+                       "lr": float(keras.ops.convert_to_numpy(first_optimizer(inner.model).learning_rate)),
+                       **{k: float(v) for k, v in (logs or {}).items()}}
+                self.history.append(row)
+                log(" ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()))
+                tmp = self.path.with_suffix(".tmp")
+                tmp.write_text(json.dumps(self.history, indent=1))
+                os.replace(tmp, self.path)
+
+        self.callback = _Callback()
 
 
 def versions(*names):

@@ -2,9 +2,9 @@
 sampler) and DCGAN next to two published peers trained in the same run for the
 same number of epochs (the keras.io VAE, the TensorFlow-tutorial DCGAN).
 
-    /work/venv/bin/python benchmarks/quality.py            # ~40 minutes on 2 CPU cores
-    /work/venv/bin/python benchmarks/quality.py --quick    # smoke check, ~6 minutes
-    /work/venv/bin/python benchmarks/quality.py --full     # the VAE likelihood recipe and its ablation, ~2 hours
+    python benchmarks/quality.py            # ~40 minutes on 2 CPU cores
+    python benchmarks/quality.py --quick    # smoke check, ~6 minutes
+    python benchmarks/quality.py --full     # the VAE likelihood recipe's ablation, then the DCGAN recipe; hours
 
 Data: `../shared/datasets/mnist` (IDX) through `zoo.data` (TFDS mnist when the
 directory is absent), the pipelines `zoo train` uses; the VAEs train on
@@ -50,6 +50,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import RESULTS, SHARED_MNIST, cosine_lr, log, machine as common_machine, versions  # noqa: E402
+import dcgan_recipe  # noqa: E402
 import vae_recipe  # noqa: E402
 
 # Shares of the training budget (DCGAN pair, VAE pair, AE) and epoch caps.
@@ -436,13 +437,18 @@ def format_tables(results):
 
 def run_full(args):
     """--full: the VAE likelihood recipe (benchmarks/vae_recipe.py), each change of its ablation
-    trained and judged at k=5000 on the same 1,000 test images, then the recipe on the full
-    protocol (k=5000 on all 10,000 test images). Writes OUT/quality-full.json and prints the table."""
+    trained and judged at k=5000 on the same 1,000 test images, then its last stage on the full
+    protocol (k=5000 on all 10,000 test images); then the DCGAN recipe (benchmarks/dcgan_recipe.py),
+    its generator as trained and averaged. Writes OUT/quality-full.json and prints the tables."""
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     started = time.time()
     results = {"command": " ".join([Path(sys.executable).name, *sys.argv]), "mode": "full", "machine": machine(),
                "ablation": vae_recipe.run_ablation(out_dir / "vae-recipe", data=args.data)}
+    log("the DCGAN recipe")
+    results["dcgan_recipe"] = dcgan_recipe.run(dcgan_recipe.parse_args(
+        ["--out", str(out_dir / "dcgan-recipe"), "--data", args.data,
+         *(["--cache-dir", args.cache_dir] if args.cache_dir else [])]))
     results["total_seconds"] = time.time() - started
     results["load_average_at_end"] = list(os.getloadavg())
     with open(out_dir / "quality-full.json", "w") as f:
@@ -450,6 +456,8 @@ def run_full(args):
         f.write("\n")
     print()
     print(vae_recipe.format_ablation(results["ablation"]))
+    print()
+    print(dcgan_recipe.format_result(results["dcgan_recipe"]))
     print(f"\nwrote {out_dir / 'quality-full.json'}; {results['total_seconds'] / 60:.0f} min in all")
 
 
@@ -458,7 +466,8 @@ def parse_args(argv=None):
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--quick", action="store_true", help="smoke check: 6,000 train / 1,000 test images, small k")
     mode.add_argument("--full", action="store_true",
-                      help="the VAE likelihood recipe: its ablation and the full k=5000 protocol (about 2 hours on 2 cores)")
+                      help="the VAE likelihood recipe (its ablation, the full k=5000 protocol) and the DCGAN recipe "
+                           "(hours on 2 cores)")
     p.add_argument("--budget-minutes", type=float, default=None, help="whole-run budget (default 40; quick 6)")
     p.add_argument("--data", default=str(SHARED_MNIST), help="directory of the MNIST IDX files (absent: TFDS mnist)")
     p.add_argument("--out", default=None, help="output directory (default benchmarks/results/quality[-quick])")

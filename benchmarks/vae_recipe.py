@@ -45,7 +45,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import SHARED_MNIST, cosine_lr, log, machine, versions  # noqa: E402
+from _common import SHARED_MNIST, EpochLog, cosine_lr, log, machine, versions  # noqa: E402
 
 
 def learning_rate(schedule, base, epochs):
@@ -65,28 +65,6 @@ def build(args, steps_per_epoch):
                   kl_warmup_steps=args.warmup_epochs * steps_per_epoch, seed=args.seed)
     vae.compile(optimizer=keras.optimizers.Adam(args.lr))
     return vae
-
-
-class EpochLog:
-    """One line per epoch (a log file gets no progress bars) and the history, kept as it grows."""
-
-    def __init__(self, path, started):
-        import keras
-
-        self.path, self.started, self.history = path, started, []
-
-        class _Callback(keras.callbacks.Callback):
-            def on_epoch_end(inner, epoch, logs=None):  # noqa: N805
-                row = {"epoch": epoch + 1, "seconds": time.time() - self.started,
-                       "lr": float(keras.ops.convert_to_numpy(inner.model.optimizer.learning_rate)),
-                       **{k: float(v) for k, v in (logs or {}).items()}}
-                self.history.append(row)
-                log(" ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()))
-                tmp = self.path.with_suffix(".tmp")
-                tmp.write_text(json.dumps(self.history, indent=1))
-                os.replace(tmp, self.path)
-
-        self.callback = _Callback()
 
 
 def decoder_passes_per_second(model, seconds=5.0, batch=4096):
