@@ -280,6 +280,25 @@ def test_mixed_bfloat16_trains_and_is_part_of_the_saved_config(cls, kwargs, digi
     assert reloaded.dtype_policy.name == "mixed_bfloat16"
 
 
+def test_keras_weight_averaging_of_the_generator_runs_through_the_dcgan_steps(digits):
+    """Adam(use_ema=True) for the generator (as benchmarks/dcgan_recipe.py trains it): the custom
+    train steps keep Keras' average on every backend, and finalize_variable_values writes it in."""
+    model = zoo.DCGAN(seed=0, **DCGAN_KWARGS)
+    model.compile(d_optimizer=keras.optimizers.Adam(1e-3),
+                  g_optimizer=keras.optimizers.Adam(1e-3, use_ema=True, ema_momentum=0.5))
+    after_each_step = []
+    for start in (0, 32, 64):
+        model.train_on_batch(digits[0][start:start + 32])
+        after_each_step.append(_trainable(model.generator))
+    # The first step's weights start the average; each later step moves it halfway to the weights.
+    w1, w2, w3 = after_each_step
+    expected = [0.25 * a + 0.25 * b + 0.5 * c for a, b, c in zip(w1, w2, w3)]
+    assert not all(np.allclose(e, w) for e, w in zip(expected, w3))
+    model.g_optimizer.finalize_variable_values(model.generator.trainable_variables)
+    for e, v in zip(expected, model.generator.trainable_variables):
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(v), e, rtol=1e-5, atol=1e-6)
+
+
 def test_keras_learning_rate_callbacks_reach_both_dcgan_players(digits):
     model = compiled(zoo.DCGAN, DCGAN_KWARGS)
     schedule = keras.callbacks.LearningRateScheduler(lambda epoch, lr: 1e-4 * (epoch + 1))
