@@ -3,7 +3,7 @@ players' learning rates decayed and the generator's weights averaged, judged as
 issue 16 asks (domain FID of 10,000 samples against the 10,000 test images
 <= 5, every class between 8% and 12% of the samples).
 
-    python benchmarks/dcgan_recipe.py --epochs 25 --out runs/dcgan-recipe
+    python benchmarks/dcgan_recipe.py --epochs 30 --out runs/dcgan-recipe
 
 The model is what `zoo train dcgan` builds for 28x28x1 (latent 100, batch
 norm in the generator), with Adam(2e-4, beta_1=0.5) per player as
@@ -148,7 +148,7 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--data", default=str(SHARED_MNIST), help="MNIST IDX directory (absent: TFDS mnist)")
-    p.add_argument("--epochs", type=int, default=25)
+    p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=2e-4, help="both players' Adam learning rate at the start")
     p.add_argument("--lr-schedule", choices=["cosine", "constant"], default="cosine")
