@@ -52,6 +52,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import RESULTS, SHARED_MNIST, cosine_lr, log, machine as common_machine, versions  # noqa: E402
 import dcgan_recipe  # noqa: E402
 import vae_recipe  # noqa: E402
+from zoo_common.files import write_text  # noqa: E402
 
 # Shares of the training budget (DCGAN pair, VAE pair, AE) and epoch caps.
 SHARES = {"dcgan": 0.55, "vae": 0.38, "ae": 0.07}
@@ -336,9 +337,7 @@ def run(args):
     results["load_average_at_end"] = list(os.getloadavg())
     results["targets"] = targets(results)
 
-    with open(out_dir / "quality.json", "w") as f:
-        json.dump(results, f, indent=2, default=_json_default)
-        f.write("\n")
+    write_text(json.dumps(results, indent=2, default=_json_default) + "\n", out_dir / "quality.json")
     print()
     print(format_tables(results))
     print(f"\nwrote {out_dir / 'quality.json'} and PNGs in {out_dir}")
@@ -451,9 +450,7 @@ def run_full(args):
          *(["--cache-dir", args.cache_dir] if args.cache_dir else [])]))
     results["total_seconds"] = time.time() - started
     results["load_average_at_end"] = list(os.getloadavg())
-    with open(out_dir / "quality-full.json", "w") as f:
-        json.dump(results, f, indent=2, default=_json_default)
-        f.write("\n")
+    write_text(json.dumps(results, indent=2, default=_json_default) + "\n", out_dir / "quality-full.json")
     print()
     print(vae_recipe.format_ablation(results["ablation"]))
     print()
