@@ -4,7 +4,7 @@ same number of epochs (the keras.io VAE, the TensorFlow-tutorial DCGAN).
 
     python benchmarks/quality.py            # ~40 minutes on 2 CPU cores
     python benchmarks/quality.py --quick    # smoke check, ~6 minutes
-    python benchmarks/quality.py --full     # the VAE likelihood recipe's ablation, then the DCGAN recipe; hours
+    python benchmarks/quality.py --full     # the VAE likelihood recipe's ablation, the DCGAN recipe, CIFAR-10; hours
 
 Data: `../shared/datasets/mnist` (IDX) through `zoo.data` (TFDS mnist when the
 directory is absent), the pipelines `zoo train` uses; the VAEs train on
@@ -50,6 +50,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import RESULTS, SHARED_MNIST, cosine_lr, log, machine as common_machine, versions  # noqa: E402
+import cifar10  # noqa: E402
 import dcgan_recipe  # noqa: E402
 import vae_recipe  # noqa: E402
 from zoo_common.files import write_text  # noqa: E402
@@ -438,7 +439,8 @@ def run_full(args):
     """--full: the VAE likelihood recipe (benchmarks/vae_recipe.py), each change of its ablation
     trained and judged at k=5000 on the same 1,000 test images, then its last stage on the full
     protocol (k=5000 on all 10,000 test images); then the DCGAN recipe (benchmarks/dcgan_recipe.py),
-    its generator as trained and averaged. Writes OUT/quality-full.json and prints the tables."""
+    its generator as trained and averaged; then CIFAR-10 (benchmarks/cifar10.py). Writes
+    OUT/quality-full.json and prints the tables."""
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     started = time.time()
@@ -448,6 +450,9 @@ def run_full(args):
     results["dcgan_recipe"] = dcgan_recipe.run(dcgan_recipe.parse_args(
         ["--out", str(out_dir / "dcgan-recipe"), "--data", args.data,
          *(["--cache-dir", args.cache_dir] if args.cache_dir else [])]))
+    log("CIFAR-10: the DCGAN and the Gaussian VAE by `zoo train` and `zoo evaluate`")
+    results["cifar10"] = cifar10.run(cifar10.parse_args(
+        ["--out", str(out_dir / "cifar10"), *(["--cache-dir", args.cache_dir] if args.cache_dir else [])]))
     results["total_seconds"] = time.time() - started
     results["load_average_at_end"] = list(os.getloadavg())
     write_text(json.dumps(results, indent=2, default=_json_default) + "\n", out_dir / "quality-full.json")
@@ -455,6 +460,8 @@ def run_full(args):
     print(vae_recipe.format_ablation(results["ablation"]))
     print()
     print(dcgan_recipe.format_result(results["dcgan_recipe"]))
+    print()
+    print(cifar10.format_result(results["cifar10"]))
     print(f"\nwrote {out_dir / 'quality-full.json'}; {results['total_seconds'] / 60:.0f} min in all")
 
 
@@ -463,8 +470,8 @@ def parse_args(argv=None):
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--quick", action="store_true", help="smoke check: 6,000 train / 1,000 test images, small k")
     mode.add_argument("--full", action="store_true",
-                      help="the VAE likelihood recipe (its ablation, the full k=5000 protocol) and the DCGAN recipe "
-                           "(hours on 2 cores)")
+                      help="the VAE likelihood recipe (its ablation, the full k=5000 protocol), the DCGAN recipe, and "
+                           "CIFAR-10 (hours on 2 cores)")
     p.add_argument("--budget-minutes", type=float, default=None, help="whole-run budget (default 40; quick 6)")
     p.add_argument("--data", default=str(SHARED_MNIST), help="directory of the MNIST IDX files (absent: TFDS mnist)")
     p.add_argument("--out", default=None, help="output directory (default benchmarks/results/quality[-quick])")
