@@ -74,7 +74,7 @@ def zoo(*arguments):
     command = [sys.executable, "-m", "zoo_cli", *arguments]
     log("$ zoo " + " ".join(arguments))
     started = time.time()
-    if subprocess.run(command).returncode != 0:
+    if subprocess.run(command, check=False).returncode != 0:
         raise SystemExit(f"cifar10: `zoo {' '.join(arguments)}` failed (its error is above).")
     return time.time() - started
 
@@ -104,8 +104,9 @@ def run(args):
 
 def format_result(result):
     """The markdown table of the README's CIFAR-10 section, and the classifier and Inception lines."""
-    lines = ["| model | epochs | train min | bits/dim, IWAE (-ELBO) | domain FID | KID | classes covered | "
-             "class share min-max |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    header = ("| model | epochs | train min | bits/dim, IWAE (-ELBO) | domain FID | KID | classes covered | "
+              "class share min-max |")
+    lines = [header, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for name, r in result["runs"].items():
         f, epochs = r["figures"], r["train"][r["train"].index("--epochs") + 1]
         lik, q, c = f.get("likelihood"), f["sample_quality"], f["coverage"]
