@@ -25,7 +25,6 @@ OUT/result.json; prints the table. `--take` and `--n-samples` make a smoke run.
 
 import argparse
 import json
-import math
 import os
 import subprocess
 import sys
@@ -37,8 +36,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import log, machine, versions, write_json  # noqa: E402
 
 SHARED_CIFAR = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "cifar10-jpeg"
-
-N_DIMS = 32 * 32 * 3
 
 # (name, `zoo train` arguments, `zoo evaluate` arguments)
 RUNS = [
@@ -86,10 +83,10 @@ def run(args):
     result = {"command": " ".join([Path(sys.executable).name, *sys.argv]), "settings": vars(args).copy(),
               "dataset": source, "machine": {**machine("cpu"), "load_average_at_start": list(os.getloadavg())},
               "versions": versions("genzoo", "keras", "tensorflow", "numpy"), "runs": {}}
+    take = ["--take", str(args.take)] if args.take else []
+    cache = ["--cache-dir", args.cache_dir] if args.cache_dir else []
     for name, train, evaluate in RUNS:
         run_dir = out / name
-        take = ["--take", str(args.take)] if args.take else []
-        cache = ["--cache-dir", args.cache_dir] if args.cache_dir else []
         train_seconds = zoo("train", *train, "--dataset", source, "--out", str(run_dir), *take)
         eval_seconds = zoo("evaluate", str(run_dir), *evaluate, "--n-samples", str(args.n_samples), "--inception",
                            *cache)
@@ -112,8 +109,8 @@ def format_result(result):
         lik, q, c = f.get("likelihood"), f["sample_quality"], f["coverage"]
         bits = ""
         if lik and "iwae_nll_bits_per_dim" in lik:
-            stderr_bits = (lik["iwae_nll_stderr"] or 0.0) / (N_DIMS * math.log(2))  # nats per image -> bits/dim
-            bits = (f"{lik['iwae_nll_bits_per_dim']:.2f} ± {stderr_bits:.2f} (k={lik['k']}, {lik['n_images']:,} images;"
+            stderr = lik.get("iwae_nll_stderr_bits_per_dim") or 0.0
+            bits = (f"{lik['iwae_nll_bits_per_dim']:.2f} ± {stderr:.2f} (k={lik['k']}, {lik['n_images']:,} images;"
                     f" {lik['negative_elbo_bits_per_dim']:.2f})")
         lines.append(f"| {name} | {epochs} | {r['train_seconds'] / 60:.1f} | {bits} | {q['domain_fid']:.2f} | "
                      f"{q['domain_kid']:.3f} | {c['classes_covered']}/{c['n_classes']} | "

@@ -447,12 +447,11 @@ def run_full(args):
     results = {"command": " ".join([Path(sys.executable).name, *sys.argv]), "mode": "full", "machine": machine(),
                "ablation": vae_recipe.run_ablation(out_dir / "vae-recipe", data=args.data)}
     log("the DCGAN recipe")
+    cache = ["--cache-dir", args.cache_dir] if args.cache_dir else []
     results["dcgan_recipe"] = dcgan_recipe.run(dcgan_recipe.parse_args(
-        ["--out", str(out_dir / "dcgan-recipe"), "--data", args.data,
-         *(["--cache-dir", args.cache_dir] if args.cache_dir else [])]))
+        ["--out", str(out_dir / "dcgan-recipe"), "--data", args.data, *cache]))
     log("CIFAR-10: the DCGAN and the Gaussian VAE by `zoo train` and `zoo evaluate`")
-    results["cifar10"] = cifar10.run(cifar10.parse_args(
-        ["--out", str(out_dir / "cifar10"), *(["--cache-dir", args.cache_dir] if args.cache_dir else [])]))
+    results["cifar10"] = cifar10.run(cifar10.parse_args(["--out", str(out_dir / "cifar10"), *cache]))
     results["total_seconds"] = time.time() - started
     results["load_average_at_end"] = list(os.getloadavg())
     write_text(json.dumps(results, indent=2, default=_json_default) + "\n", out_dir / "quality-full.json")

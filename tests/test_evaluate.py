@@ -133,6 +133,7 @@ def test_likelihood_of_a_vae_in_nats_and_in_bits_per_dim(digits):
                                    images, k=20, n_images=10)
     assert gaussian["n_images"] == 10
     assert gaussian["iwae_nll_bits_per_dim"] == pytest.approx(evaluate.bits_per_dim(gaussian["iwae_nll_nats"], 64))
+    assert gaussian["iwae_nll_stderr_bits_per_dim"] == pytest.approx(gaussian["iwae_nll_stderr"] / (64 * math.log(2)))
 
 
 def test_reconstruction_vs_pca_matches_numpy(digits):

@@ -212,6 +212,8 @@ def likelihood(model, test_images, k=DEFAULT_K, n_images=None, seed=0, progress=
         n_dims = int(np.prod(images.shape[1:]))
         result["negative_elbo_bits_per_dim"] = bits_per_dim(result["negative_elbo_nats"], n_dims)
         result["iwae_nll_bits_per_dim"] = bits_per_dim(result["iwae_nll_nats"], n_dims)
+        if result["iwae_nll_stderr"] is not None:  # a spread scales by 1 / (D ln 2); the offset drops out
+            result["iwae_nll_stderr_bits_per_dim"] = result["iwae_nll_stderr"] / (n_dims * math.log(2.0))
     return result
 
 
