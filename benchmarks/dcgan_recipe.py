@@ -10,8 +10,9 @@ norm in the generator), with Adam(2e-4, beta_1=0.5) per player as
 `zoo train` compiles it, on grey-level images through `zoo.data`. The
 recipe's changes:
 - `--lr-schedule cosine` (default): both players' rates decay per epoch from
-  --lr towards 0 (Keras' LearningRateScheduler sets both through
-  `model.optimizer.optimizers`).
+  their starting rate towards 0. The rates are --lr for both, or per player
+  with --d-lr / --g-lr (the two time-scale update rule of Heusel et al. 2017:
+  a faster discriminator, e.g. --d-lr 4e-4 --g-lr 2e-4).
 - `--ema 0.999` (default; 0 for none): the generator's Adam keeps an
   exponential moving average of the generator's weights (Keras' own
   `use_ema`; Yazici et al. 2019). After training the raw generator is
@@ -20,6 +21,9 @@ recipe's changes:
   again for the averaged weights (`--bn-batches` batches of 256 codes in
   training mode, the weights untouched), and it is judged again. Both rows
   come from the same run.
+- `--judge-every K`: the generator as it trains is judged every K epochs
+  (domain FID/KID and class shares of --n-samples samples), so the table shows
+  where the curve was going when the budget ran out.
 
 Figures (zoo.evaluate): domain FID/KID in the feature space of genzoo's
 cached MNIST classifier, the class histogram of the samples (mode coverage),
@@ -58,6 +62,42 @@ def judge(gan, clf, test_x, train_y, args):
     return figures, generated
 
 
+def player_rates(args):
+    """The starting Adam rate of each player: --d-lr / --g-lr, else --lr."""
+    return {"d": args.d_lr or args.lr, "g": args.g_lr or args.lr}
+
+
+def rate_callback(gan, args):
+    """Each player's rate per epoch: its starting rate, decayed by the cosine of --lr-schedule cosine.
+    Keras' LearningRateScheduler would give both players one rate; this keeps each player's own."""
+    import keras
+
+    rates = player_rates(args)
+    decay = (lambda epoch, lr: 1.0) if args.lr_schedule == "constant" else cosine_lr(1.0, args.epochs)
+
+    class PlayerRates(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            factor = decay(epoch, None)
+            gan.d_optimizer.learning_rate = rates["d"] * factor
+            gan.g_optimizer.learning_rate = rates["g"] * factor
+
+    return PlayerRates()
+
+
+def curve_callback(gan, clf, test_x, train_y, args, curve):
+    """Judges the generator as it trains every --judge-every epochs (not after the last: `run` does)."""
+    import keras
+
+    class Curve(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if args.judge_every and (epoch + 1) % args.judge_every == 0 and epoch + 1 < args.epochs:
+                log(f"judging the generator after epoch {epoch + 1}")
+                figures = judge(gan, clf, test_x, train_y, args)[0]
+                curve.append({"epoch": epoch + 1, **figures})
+
+    return Curve()
+
+
 def recalibrate_batch_norm(generator, latent_dim, batches, seed, batch_size=256):
     """The batch-norm moving statistics measured afresh for the generator's current weights:
     `batches` forward passes in training mode (only the statistics change; no gradient is taken)."""
@@ -94,20 +134,23 @@ def run(args):
 
     keras.utils.set_random_seed(args.seed)
     gan = training.build_model("dcgan", (28, 28, 1), seed=args.seed)
-    adam = {"learning_rate": args.lr, **type(gan).adam_options}
-    gan.compile(d_optimizer=keras.optimizers.Adam(**adam),
-                g_optimizer=keras.optimizers.Adam(**adam, use_ema=args.ema > 0, ema_momentum=args.ema or 0.99))
+    rates, adam = player_rates(args), type(gan).adam_options
+    gan.compile(d_optimizer=keras.optimizers.Adam(rates["d"], **adam),
+                g_optimizer=keras.optimizers.Adam(rates["g"], **adam, use_ema=args.ema > 0,
+                                                  ema_momentum=args.ema or 0.99))
     train = data.load(source, "train", batch_size=args.batch_size, seed=args.seed, take=args.take)
     steps = int(train.cardinality())
-    schedule = (lambda epoch, lr: args.lr) if args.lr_schedule == "constant" else cosine_lr(args.lr, args.epochs)
-    log(f"training: {args.epochs} epochs of {steps} steps, batch {args.batch_size}; Adam {args.lr} "
-        f"{args.lr_schedule}; generator EMA {args.ema or 'off'}; load {os.getloadavg()[0]:.2f}")
-    started = time.time()
+    log(f"training: {args.epochs} epochs of {steps} steps, batch {args.batch_size}; Adam D {rates['d']} "
+        f"G {rates['g']} {args.lr_schedule}; generator EMA {args.ema or 'off'}; load {os.getloadavg()[0]:.2f}")
+    started, curve = time.time(), []
     epochs = EpochLog(out / "history.json", started)
     gan.fit(train, epochs=args.epochs, verbose=0, shuffle=False,
-            callbacks=[keras.callbacks.LearningRateScheduler(schedule), epochs.callback])
-    result["training"] = {"epochs": args.epochs, "seconds": time.time() - started, "steps_per_epoch": steps,
-                          "final": epochs.history[-1], "load_average_at_end": list(os.getloadavg())}
+            callbacks=[rate_callback(gan, args), epochs.callback, curve_callback(gan, clf, test_x, train_y, args, curve)])
+    judging = sum(point["seconds"] for point in curve)
+    result["training"] = {"epochs": args.epochs, "seconds": time.time() - started - judging, "steps_per_epoch": steps,
+                          "judging_seconds": judging, "final": epochs.history[-1],
+                          "load_average_at_end": list(os.getloadavg())}
+    result["curve"] = curve
 
     log(f"judging the generator as trained; load {os.getloadavg()[0]:.2f}")
     result["evaluations"] = {"raw": judge(gan, clf, test_x, train_y, args)[0]}
@@ -139,6 +182,11 @@ def format_result(result):
                      f"{t['seconds'] / 60:.1f} | {e['domain_fid']:.2f} | {e['domain_kid']:.3f} | "
                      f"{c['classes_covered']}/{c['n_classes']} | {c['min_fraction']:.1%}-{c['max_fraction']:.1%} | "
                      f"{'met' if e['target_met'] else 'not met'} |")
+    for point in result.get("curve", []):
+        c = point["coverage"]
+        lines.append(f"| as trained, mid-run | {point['epoch']} | | {point['domain_fid']:.2f} | {point['domain_kid']:.3f} | "
+                     f"{c['classes_covered']}/{c['n_classes']} | {c['min_fraction']:.1%}-{c['max_fraction']:.1%} | "
+                     f"{'met' if point['target_met'] else 'not met'} |")
     floor = result["real_floor"]
     lines.append(f"| real floor (train vs test) | | | {floor['domain_fid']:.2f} | {floor['domain_kid']:.3f} | | | |")
     return "\n".join(lines)
@@ -151,6 +199,10 @@ def parse_args(argv=None):
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=2e-4, help="both players' Adam learning rate at the start")
+    p.add_argument("--d-lr", type=float, default=None, help="the discriminator's starting rate (default --lr)")
+    p.add_argument("--g-lr", type=float, default=None, help="the generator's starting rate (default --lr)")
+    p.add_argument("--judge-every", type=int, default=0,
+                   help="judge the generator every K epochs as it trains (0: at the end only)")
     p.add_argument("--lr-schedule", choices=["cosine", "constant"], default="cosine")
     p.add_argument("--ema", type=float, default=0.999, help="generator weight averaging momentum (0: none)")
     p.add_argument("--bn-batches", type=int, default=200, help="batches that re-measure batch norm for the average")
@@ -161,6 +213,11 @@ def parse_args(argv=None):
     args = p.parse_args(argv)
     if not 0 <= args.ema < 1:
         p.error(f"--ema {args.ema}: give a momentum in [0, 1), e.g. 0.999, or 0 for no averaging.")
+    for name in ("lr", "d_lr", "g_lr"):
+        if getattr(args, name) is not None and getattr(args, name) <= 0:
+            p.error(f"--{name.replace('_', '-')} {getattr(args, name)}: give a positive learning rate, e.g. 2e-4.")
+    if args.judge_every < 0:
+        p.error(f"--judge-every {args.judge_every}: give a number of epochs, or 0 to judge only at the end.")
     if args.epochs < 1:
         p.error(f"--epochs {args.epochs}: give at least 1.")
     return args
