@@ -170,10 +170,15 @@ def run(args):
 
 
 def format_result(result):
-    """The markdown table: the generator as trained, its average, and the real floor."""
+    """The markdown table: the generator mid-run (--judge-every), as trained, its average, and the real floor."""
     t = result["training"]
     lines = ["| generator | epochs | train min | domain FID | KID | classes covered | class share min-max | target |",
              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
+    for point in result.get("curve", []):
+        c = point["coverage"]
+        lines.append(f"| as trained, mid-run | {point['epoch']} | | {point['domain_fid']:.2f} | {point['domain_kid']:.3f} | "
+                     f"{c['classes_covered']}/{c['n_classes']} | {c['min_fraction']:.1%}-{c['max_fraction']:.1%} | "
+                     f"{'met' if point['target_met'] else 'not met'} |")
     for name in ("raw", "ema"):
         if name not in result["evaluations"]:
             continue
@@ -182,11 +187,6 @@ def format_result(result):
                      f"{t['seconds'] / 60:.1f} | {e['domain_fid']:.2f} | {e['domain_kid']:.3f} | "
                      f"{c['classes_covered']}/{c['n_classes']} | {c['min_fraction']:.1%}-{c['max_fraction']:.1%} | "
                      f"{'met' if e['target_met'] else 'not met'} |")
-    for point in result.get("curve", []):
-        c = point["coverage"]
-        lines.append(f"| as trained, mid-run | {point['epoch']} | | {point['domain_fid']:.2f} | {point['domain_kid']:.3f} | "
-                     f"{c['classes_covered']}/{c['n_classes']} | {c['min_fraction']:.1%}-{c['max_fraction']:.1%} | "
-                     f"{'met' if point['target_met'] else 'not met'} |")
     floor = result["real_floor"]
     lines.append(f"| real floor (train vs test) | | | {floor['domain_fid']:.2f} | {floor['domain_kid']:.3f} | | | |")
     return "\n".join(lines)
