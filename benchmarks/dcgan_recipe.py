@@ -67,12 +67,11 @@ def player_rates(args):
     return {"d": args.d_lr or args.lr, "g": args.g_lr or args.lr}
 
 
-def rate_callback(gan, args):
-    """Each player's rate per epoch: its starting rate, decayed by the cosine of --lr-schedule cosine.
-    Keras' LearningRateScheduler would give both players one rate; this keeps each player's own."""
+def rate_callback(gan, rates, args):
+    """Each player's rate per epoch: its starting rate in `rates`, decayed by the cosine of --lr-schedule
+    cosine. Keras' LearningRateScheduler would give both players one rate; this keeps each player's own."""
     import keras
 
-    rates = player_rates(args)
     decay = (lambda epoch, lr: 1.0) if args.lr_schedule == "constant" else cosine_lr(1.0, args.epochs)
 
     class PlayerRates(keras.callbacks.Callback):
@@ -145,7 +144,7 @@ def run(args):
     started, curve = time.time(), []
     epochs = EpochLog(out / "history.json", started)
     gan.fit(train, epochs=args.epochs, verbose=0, shuffle=False,
-            callbacks=[rate_callback(gan, args), epochs.callback, curve_callback(gan, clf, test_x, train_y, args, curve)])
+            callbacks=[rate_callback(gan, rates, args), epochs.callback, curve_callback(gan, clf, test_x, train_y, args, curve)])
     judging = sum(point["seconds"] for point in curve)
     result["training"] = {"epochs": args.epochs, "seconds": time.time() - started - judging, "steps_per_epoch": steps,
                           "judging_seconds": judging, "final": epochs.history[-1],
@@ -169,24 +168,24 @@ def run(args):
     return result
 
 
+def _judged_row(lead, figures):
+    """One table row of a judged generator: `lead` (its first three cells, "name | epochs | minutes |"),
+    then its FID/KID, class coverage and whether the target is met."""
+    c = figures["coverage"]
+    return (f"| {lead} {figures['domain_fid']:.2f} | {figures['domain_kid']:.3f} | "
+            f"{c['classes_covered']}/{c['n_classes']} | {c['min_fraction']:.1%}-{c['max_fraction']:.1%} | "
+            f"{'met' if figures['target_met'] else 'not met'} |")
+
+
 def format_result(result):
     """The markdown table: the generator mid-run (--judge-every), as trained, its average, and the real floor."""
     t = result["training"]
     lines = ["| generator | epochs | train min | domain FID | KID | classes covered | class share min-max | target |",
              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
-    for point in result.get("curve", []):
-        c = point["coverage"]
-        lines.append(f"| as trained, mid-run | {point['epoch']} | | {point['domain_fid']:.2f} | {point['domain_kid']:.3f} | "
-                     f"{c['classes_covered']}/{c['n_classes']} | {c['min_fraction']:.1%}-{c['max_fraction']:.1%} | "
-                     f"{'met' if point['target_met'] else 'not met'} |")
-    for name in ("raw", "ema"):
-        if name not in result["evaluations"]:
-            continue
-        e, c = result["evaluations"][name], result["evaluations"][name]["coverage"]
-        lines.append(f"| {'as trained' if name == 'raw' else 'weight average (EMA)'} | {t['epochs']} | "
-                     f"{t['seconds'] / 60:.1f} | {e['domain_fid']:.2f} | {e['domain_kid']:.3f} | "
-                     f"{c['classes_covered']}/{c['n_classes']} | {c['min_fraction']:.1%}-{c['max_fraction']:.1%} | "
-                     f"{'met' if e['target_met'] else 'not met'} |")
+    lines += [_judged_row(f"as trained, mid-run | {point['epoch']} | |", point) for point in result.get("curve", [])]
+    labels = {"raw": "as trained", "ema": "weight average (EMA)"}
+    lines += [_judged_row(f"{label} | {t['epochs']} | {t['seconds'] / 60:.1f} |", result["evaluations"][name])
+              for name, label in labels.items() if name in result["evaluations"]]
     floor = result["real_floor"]
     lines.append(f"| real floor (train vs test) | | | {floor['domain_fid']:.2f} | {floor['domain_kid']:.3f} | | | |")
     return "\n".join(lines)
