@@ -27,7 +27,7 @@ def train(tmp_path, backend, model, replicas, *flags):
     out = tmp_path / f"{backend}-{model}-{replicas}{''.join(flags)}.npz"
     env = {**QUIET, "KERAS_BACKEND": backend}
     if backend == "jax":
-        env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={replicas}"
+        env["XLA_FLAGS"] = f"{env.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={replicas}".strip()
     done = subprocess.run([sys.executable, "-m", "tests.distribute_worker", out, model, str(replicas), *flags],
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
