@@ -7,7 +7,7 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-def _share_the_cores():
+def _set_test_process_env():
     """Give each pytest-xdist worker its share of the cores, for itself and the processes it starts,
     and compile XLA (JAX) programs without LLVM's optimisation passes.
 
@@ -23,16 +23,16 @@ def _share_the_cores():
     caller already set is left as it is.
     """
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
-    threads = str(max(1, (os.cpu_count() or 1) // workers))
+    threads = max(1, (os.cpu_count() or 1) // workers)
     if "XLA_FLAGS" not in os.environ:
-        single = " --xla_cpu_multi_thread_eigen=false" if workers > 1 and threads == "1" else ""
+        single = " --xla_cpu_multi_thread_eigen=false" if workers > 1 and threads == 1 else ""
         os.environ["XLA_FLAGS"] = "--xla_backend_optimization_level=0" + single
     if workers > 1:
         for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTRAOP_THREADS"):
-            os.environ.setdefault(name, threads)
+            os.environ.setdefault(name, str(threads))
 
 
-_share_the_cores()
+_set_test_process_env()
 
 SHARED_DATASETS = pathlib.Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
 
