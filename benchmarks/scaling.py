@@ -23,6 +23,8 @@ import sys
 
 from _common import RESULTS, machine, print_table, write_json
 
+from zoo_cli.backends import xla_flags_with_host_devices
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
@@ -61,7 +63,7 @@ def child(backend, model_name, wanted, device, batch, warmup, steps, repeats):
 def run_child(backend, model_name, replicas, args):
     env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
     if backend == "jax" and args.device == "cpu":
-        env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={replicas}"
+        env["XLA_FLAGS"] = xla_flags_with_host_devices(env.get("XLA_FLAGS"), replicas)
     command = [sys.executable, os.path.abspath(__file__), "--child", backend, model_name, str(replicas),
                "--device", args.device, "--batch", str(args.batch), "--warmup", str(args.warmup),
                "--steps", str(args.steps), "--repeats", str(args.repeats)]

@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from zoo_cli.backends import xla_flags_with_host_devices
+
 REPO = Path(__file__).resolve().parents[1]
 QUIET = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
 
@@ -27,7 +29,7 @@ def train(tmp_path, backend, model, replicas, *flags):
     out = tmp_path / f"{backend}-{model}-{replicas}{''.join(flags)}.npz"
     env = {**QUIET, "KERAS_BACKEND": backend}
     if backend == "jax":
-        env["XLA_FLAGS"] = f"{env.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={replicas}".strip()
+        env["XLA_FLAGS"] = xla_flags_with_host_devices(env.get("XLA_FLAGS"), replicas)
     done = subprocess.run([sys.executable, "-m", "tests.distribute_worker", out, model, str(replicas), *flags],
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]

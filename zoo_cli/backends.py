@@ -55,3 +55,14 @@ def select(name):
                          f"start a new process to use {name!r}.")
     os.environ["KERAS_BACKEND"] = name
     return name
+
+
+HOST_DEVICE_COUNT = "--xla_force_host_platform_device_count"
+
+
+def xla_flags_with_host_devices(flags, count):
+    """`flags` (an XLA_FLAGS value, or None) with the CPU split into `count` logical devices for JAX:
+    any earlier host device count is dropped and the new one appended; the other flags are kept.
+    JAX reads XLA_FLAGS when it starts, so this must be set before Keras loads it."""
+    kept = [flag for flag in (flags or "").split() if not flag.startswith(HOST_DEVICE_COUNT + "=")]
+    return " ".join([*kept, f"{HOST_DEVICE_COUNT}={count}"])

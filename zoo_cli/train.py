@@ -87,8 +87,7 @@ def run(args):
         if args.cpu_replicas < 1 or not args.distribute:
             raise ValueError(f"--cpu-replicas {args.cpu_replicas}: give a number >= 1, with --distribute.")
         # JAX reads its host device count when it starts: before Keras loads it.
-        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
-                                   f" --xla_force_host_platform_device_count={args.cpu_replicas}").strip()
+        os.environ["XLA_FLAGS"] = backends.xla_flags_with_host_devices(os.environ.get("XLA_FLAGS"), args.cpu_replicas)
     from zoo import training
 
     options = {"noise_stddev": args.noise_stddev, "likelihood": args.likelihood, "beta": args.beta, "loss": args.loss}
