@@ -5,6 +5,9 @@ import pytest
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# A process the tests start that crashes (SIGSEGV in native code) prints its Python stack on stderr,
+# which the failing assertion shows: a CI log then says where it crashed.
+os.environ.setdefault("PYTHONFAULTHANDLER", "1")
 
 
 def _set_test_process_env():

@@ -78,8 +78,6 @@ def test_a_missing_backend_says_what_to_install(monkeypatch):
         backends.select("jax")
 
 
-@pytest.mark.skipif(any(__import__("importlib.util").util.find_spec(b) is None for b in ("jax", "torch")),
-                    reason="needs jax and torch (pip install -e '.[test]')")
 def test_the_host_device_count_replaces_an_earlier_one_and_keeps_the_other_xla_flags():
     flags = "--xla_backend_optimization_level=0 --xla_force_host_platform_device_count=4 --xla_dump_to=/tmp/x"
     assert backends.xla_flags_with_host_devices(flags, 2) == (
@@ -87,6 +85,8 @@ def test_the_host_device_count_replaces_an_earlier_one_and_keeps_the_other_xla_f
     assert backends.xla_flags_with_host_devices(None, 3) == "--xla_force_host_platform_device_count=3"
 
 
+@pytest.mark.skipif(any(__import__("importlib.util").util.find_spec(b) is None for b in ("jax", "torch")),
+                    reason="needs jax and torch (pip install -e '.[test]')")
 def test_train_on_jax_resume_on_torch_and_the_config_records_both(tmp_path):
     out = tmp_path / "run"
     first = zoo("train", "vae", "--backend", "jax", "--epochs", "1", "--take", "128", "--batch-size", "32",
