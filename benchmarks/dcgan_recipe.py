@@ -61,12 +61,13 @@ def judge(gan, clf, test_x, train_y, args):
     generated = evaluate.generate(gan, args.n_samples, seed=args.seed, progress=True)
     figures = evaluate.sample_quality(clf, generated, test_x, seed=args.seed)
     coverage = evaluate.mode_coverage(clf, generated, train_y)
-    figures.update(coverage=coverage, seconds=time.time() - started,
-                   target_met=bool(figures["domain_fid"] <= FID_TARGET and coverage["min_fraction"] >= SHARE_RANGE[0]
-                                   and coverage["max_fraction"] <= SHARE_RANGE[1]))
-    if gan.num_classes is not None:  # the class shares are set by the labels asked for: not the unconditional target
+    if gan.num_classes is None:
+        target_met = bool(figures["domain_fid"] <= FID_TARGET and coverage["min_fraction"] >= SHARE_RANGE[0]
+                          and coverage["max_fraction"] <= SHARE_RANGE[1])
+    else:  # the class shares are set by the labels asked for: not the unconditional target
         figures["conditional"] = evaluate.conditional_accuracy(gan, clf, args.n_samples, seed=args.seed)
-        figures["target_met"] = None
+        target_met = None
+    figures.update(coverage=coverage, seconds=time.time() - started, target_met=target_met)
     log(f"domain FID {figures['domain_fid']:.2f}, KID {figures['domain_kid']:.3f}, class shares "
         f"{coverage['min_fraction']:.1%}-{coverage['max_fraction']:.1%}{_asked(figures)}: target {_target(figures)}")
     return figures, generated

@@ -100,7 +100,7 @@ def test_mlp_vae_has_dense_layers_only_and_the_widths_asked_for():
 
 def move_q_away_from_the_prior(model):
     """Shift q(z|x)'s mean by 2 in every latent dimension and spread its log-variance (x3), so the KL is
-    about 2 * latent_dim nats or more, whatever the random initial weights are.
+    well away from 0 (6 to 24 nats over 40 random initialisations of the MLP VAE under JAX).
 
     (Scaling both heads' random kernels by 30 did the same but, for about one initialisation in 40,
     pushed log_var past 88, where exp(log_var) overflows float32 and the KL is inf.)"""
